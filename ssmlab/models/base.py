@@ -1,0 +1,123 @@
+"""The interface every recommender implements (RecBole's SequentialRecommender, in plain tensors).
+
+A model maps tensors to tensors: it never sees a Dataset or the trainer. Item id 0 is padding;
+sequences are right-padded, so the last real position of row i is ``item_seq_len[i] - 1``.
+
+Batches are dicts of tensors (built by ``ssmlab.data``):
+
+=============== ============ =====================================================================
+key             shape/dtype  meaning
+=============== ============ =====================================================================
+item_seq        (b, l) long  item ids, right-padded with 0
+item_seq_len    (b,) long    number of real items per row (>= 1)
+time_seq        (b, l) long  Unix seconds of each item (0 at padding)
+target          (b,) long    next item after the history (objective "last", evaluation)
+target_time     (b,) long    timestamp of ``target`` (SS4Rec's continuous-time query)
+targets         (b, l) long  next item at every position, 0 where none (objective "all")
+target_times    (b, l) long  timestamp of ``targets`` (0 where none)
+seq_idx         (1, t) int32 packed batches only: sequence number of each token (SSD4Rec)
+cu_seqlens      (n+1,) int32 packed batches only: cumulative lengths, cu_seqlens[0] = 0
+=============== ============ =====================================================================
+
+Scores cover every id ``0..n_items``; column 0 (padding) is set to ``-inf`` so it is never ranked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+OBJECTIVES = ("last", "all")
+
+
+@dataclass
+class ModelConfig:
+    """Fields shared by every model; each model subclasses it with its own fields."""
+
+    d_model: int = 64  # d: embedding / hidden size
+    n_layers: int = 2
+    dropout: float = 0.2
+    max_len: int = 50  # longest history fed to the model (RecBole MAX_ITEM_LIST_LENGTH)
+
+    def __post_init__(self):
+        if self.d_model <= 0 or self.n_layers <= 0 or self.max_len <= 0:
+            raise ValueError(f"{type(self).__name__}: d_model, n_layers, max_len must be > 0")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"{type(self).__name__}: dropout must be in [0, 1), got {self.dropout}")
+
+
+class SequentialRecommender(nn.Module):
+    """Base class: an item embedding table, an encoder, dot-product scores, CE over all items.
+
+    Subclasses implement :meth:`encode`; everything else is shared.
+    ``causal`` says whether output position t depends only on inputs <= t (then the
+    all-positions objective is valid).
+    """
+
+    config_class: type[ModelConfig] = ModelConfig
+    causal: bool = True
+    objectives: tuple[str, ...] = OBJECTIVES
+
+    def __init__(self, config: ModelConfig, n_items: int):
+        super().__init__()
+        if n_items < 1:
+            raise ValueError(f"n_items must be >= 1, got {n_items}")
+        self.config = config
+        self.n_items = n_items
+        self.item_embedding = nn.Embedding(n_items + 1, config.d_model, padding_idx=0)
+
+    # -- to implement -------------------------------------------------------------------------
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Hidden states at every position. Shapes: batch tensors as above -> (b, l, d)."""
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------------------------
+    def forward(self, item_seq, item_seq_len, time_seq=None, **extra) -> torch.Tensor:
+        """Hidden state at the last real position. Shapes: (b, l), (b,), (b, l) -> (b, d)."""
+        batch = {"item_seq": item_seq, "item_seq_len": item_seq_len, **extra}
+        if time_seq is not None:
+            batch["time_seq"] = time_seq
+        return gather_last(self.encode(batch), item_seq_len)
+
+    def scores(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Dot product with every item embedding. Shapes: (..., d) -> (..., n_items + 1)."""
+        logits = hidden @ self.item_embedding.weight.T
+        logits[..., 0] = float("-inf")
+        return logits
+
+    def calculate_loss(self, batch: dict[str, torch.Tensor], objective: str = "last") -> torch.Tensor:
+        """Cross-entropy over all items.
+
+        ``"last"``: one target per row (RecBole protocol with prefix augmentation).
+        ``"all"``: every position predicts the next item (``targets``; 0 = ignored).
+        """
+        if objective not in self.objectives:
+            raise ValueError(f"{type(self).__name__} supports objectives {self.objectives}, got {objective!r}")
+        if objective == "last":
+            hidden = self.forward(batch["item_seq"], batch["item_seq_len"], batch.get("time_seq"),
+                                  **_extras(batch))
+            return F.cross_entropy(self.scores(hidden), batch["target"])
+        hidden = self.encode(batch)  # (b l d)
+        logits = self.scores(hidden)  # (b l n)
+        return F.cross_entropy(logits.flatten(0, -2), batch["targets"].flatten(), ignore_index=0)
+
+    @torch.no_grad()
+    def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Scores of every item for the next step. Shapes: batch -> (b, n_items + 1)."""
+        hidden = self.forward(batch["item_seq"], batch["item_seq_len"], batch.get("time_seq"),
+                              **_extras(batch))
+        return self.scores(hidden)
+
+
+def _extras(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    skip = {"item_seq", "item_seq_len", "time_seq", "target", "targets"}
+    return {k: v for k, v in batch.items() if k not in skip}
+
+
+def gather_last(hidden: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+    """Hidden state at position ``item_seq_len - 1`` of each row. Shapes: (b, l, d), (b,) -> (b, d)."""
+    index = (item_seq_len - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, hidden.size(-1))
+    return hidden.gather(1, index).squeeze(1)

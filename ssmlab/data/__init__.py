@@ -1,0 +1,44 @@
+"""Datasets, splits and batches for sequential recommendation.
+
+Registry: ``ml-1m``, ``amazon-beauty``, ``kuairand``, ``ml-100k``, ``toy`` and ``csv:PATH``.
+Pipeline: parse -> (user, item, timestamp) -> iterative 5-core -> ids 1..n (0 = padding) ->
+per-user stable sort by time -> parquet cache -> leave-one-out split -> batches (dicts of
+tensors, the contract in ``ssmlab.models.base``).
+
+>>> from ssmlab.data import load_dataset
+>>> data = load_dataset("toy")                      # or "ml-100k", "csv:my.csv", ...
+>>> split = data.split()                            # leave-one-out
+>>> for batch in split.train_batches("last", batch_size=256, max_len=50, seed=0):
+...     break                                       # item_seq, item_seq_len, time_seq, target, ...
+>>> valid = split.eval_batches("valid", batch_size=1024, max_len=50)
+
+Training objectives: ``"all"`` (padded, a target at every position), ``"last"`` (RecBole
+prefix augmentation, one target per row) and ``"packed"`` (variable-length, ``seq_idx`` /
+``cu_seqlens``, no padding, ``max_len=None`` for no truncation). Time features (TiM4Rec deltas,
+SS4Rec query gaps, normalizations): :mod:`ssmlab.data.timefeat`. Files and caches:
+:mod:`ssmlab.data.sources`; sources and pinned hashes: :mod:`ssmlab.data.registry`.
+"""
+
+from ssmlab.data.dataset import Dataset, info_table, load_dataset
+from ssmlab.data.registry import REGISTRY, known_names
+from ssmlab.data.sources import ChecksumError, DataFormatError
+from ssmlab.data.split import Split
+from ssmlab.data.timefeat import add_time_features, normalize_time, query_gap, time_deltas
+from ssmlab.data.toy import make_toy, toy_ceiling
+
+__all__ = [
+    "REGISTRY",
+    "ChecksumError",
+    "DataFormatError",
+    "Dataset",
+    "Split",
+    "add_time_features",
+    "info_table",
+    "known_names",
+    "load_dataset",
+    "make_toy",
+    "normalize_time",
+    "query_gap",
+    "time_deltas",
+    "toy_ceiling",
+]

@@ -1,0 +1,160 @@
+"""Leave-one-out split and the batch iterables built on it.
+
+Per user (sequence sorted by time): the last item is the test target, the second last the
+valid target, the rest is training. Users with fewer than 3 interactions cannot be split this
+way: they are dropped, their number is logged (warning) and kept in ``Split.dropped_users``.
+
+Evaluation histories: valid = the training sequence; test = training + the valid item; both
+truncated to the last ``max_len`` items.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+
+from ssmlab.data import batching
+
+logger = logging.getLogger(__name__)
+
+OBJECTIVES = ("all", "last", "packed")
+MIN_SPLIT_LEN = 3
+
+
+class Split:
+    """Leave-one-out view of per-user sequences; builds train and eval batches.
+
+    Args:
+        offsets: (u + 1,) row offsets of each user's sequence in ``items``/``times``
+        items, times: (n,) item ids (1..n_items) and Unix seconds, sorted per user by time
+        n_items: number of items (ids 1..n_items; 0 is padding)
+    """
+
+    def __init__(self, offsets: np.ndarray, items: np.ndarray, times: np.ndarray, n_items: int):
+        lengths = np.diff(offsets)
+        keep = lengths >= MIN_SPLIT_LEN
+        self.dropped_users = int((~keep).sum())
+        if self.dropped_users:
+            logger.warning("leave-one-out split: dropped %d user(s) with fewer than %d "
+                           "interactions", self.dropped_users, MIN_SPLIT_LEN)
+        rows = np.repeat(keep, lengths)
+        self.items = np.ascontiguousarray(items[rows], dtype=np.int64)
+        self.times = np.ascontiguousarray(times[rows], dtype=np.int64)
+        self.lengths = lengths[keep]
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
+        self.users = np.flatnonzero(keep) + 1  # dataset user ids of the kept rows
+        self.n_items = n_items
+        self.starts = self.offsets[:-1]
+        self.train_ends = self.offsets[1:] - 2  # exclusive end of each training slice
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def stats(self) -> dict:
+        """Users kept/dropped and training-row counts per objective (no truncation)."""
+        train_len = self.train_ends - self.starts
+        return {"users": len(self), "dropped_users": self.dropped_users,
+                "train_interactions": int(train_len.sum()),
+                "train_rows_last": int(np.maximum(train_len - 1, 0).sum()),
+                "train_rows_all": int((train_len >= 2).sum())}
+
+    def train_batches(self, objective: str = "all", batch_size: int = 256,
+                      max_len: int | None = 50, shuffle: bool = True,
+                      generator: torch.Generator | None = None, seed: int | None = None,
+                      max_tokens: int | None = None, pad_to: str = "batch",
+                      num_replicas: int = 1, rank: int = 0) -> TrainBatches:
+        """Training batches for ``objective`` ``"all"`` (padded, a target per position),
+        ``"last"`` (RecBole prefix augmentation, one target per row) or ``"packed"``
+        (variable-length, per-token targets; ``max_len=None`` keeps whole sequences).
+
+        ``max_tokens`` (packed only) caps the tokens of a batch. ``num_replicas``/``rank``
+        give each DDP process its share of every epoch's batches (same count on every rank).
+        """
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        if pad_to not in ("batch", "max_len"):
+            raise ValueError(f"pad_to must be 'batch' or 'max_len', got {pad_to!r}")
+        if max_len is not None and max_len < 1:
+            raise ValueError(f"max_len must be >= 1 or None, got {max_len}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"need 0 <= rank < num_replicas, got rank={rank}, "
+                             f"num_replicas={num_replicas}")
+        if objective == "last":
+            rows = batching.last_rows(self.starts, self.train_ends, max_len)
+        else:
+            rows = (*batching.all_rows(self.starts, self.train_ends, max_len), None)
+        if generator is None and seed is not None:
+            generator = torch.Generator().manual_seed(seed)
+        return TrainBatches(self, objective, rows, batch_size, max_len, shuffle, generator,
+                            max_tokens, pad_to, num_replicas, rank)
+
+    def eval_batches(self, stage: str = "valid", batch_size: int = 1024,
+                     max_len: int | None = 50, packed: bool = False) -> EvalBatches:
+        """Evaluation rows of ``stage`` (``"valid"`` or ``"test"``), in user order."""
+        if stage not in ("valid", "test"):
+            raise ValueError(f"stage must be 'valid' or 'test', got {stage!r}")
+        target = self.train_ends if stage == "valid" else self.train_ends + 1
+        rows = batching.eval_rows(self.starts, target, max_len)
+        return EvalBatches(self, rows, batch_size, packed)
+
+
+class TrainBatches:
+    """Re-iterable training batches; each pass draws a new order from ``generator``."""
+
+    def __init__(self, split, objective, rows, batch_size, max_len, shuffle, generator,
+                 max_tokens, pad_to, num_replicas, rank):
+        self.split, self.objective = split, objective
+        self.row_start, self.row_len, self.target = rows
+        self.batch_size, self.max_len, self.shuffle = batch_size, max_len, shuffle
+        self.generator, self.max_tokens, self.pad_to = generator, max_tokens, pad_to
+        self.num_replicas, self.rank = num_replicas, rank
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_start)
+
+    def _groups(self, order: np.ndarray) -> list[np.ndarray]:
+        tokens = self.max_tokens if self.objective == "packed" else None
+        groups = batching.group_rows(order, self.row_len, self.batch_size, tokens)
+        per_rank = len(groups) // self.num_replicas
+        return groups[self.rank::self.num_replicas][:per_rank] if self.num_replicas > 1 else groups
+
+    def __len__(self) -> int:
+        return len(self._groups(np.arange(self.n_rows)))
+
+    def __iter__(self):
+        if self.shuffle:
+            order = torch.randperm(self.n_rows, generator=self.generator).numpy()
+        else:
+            order = np.arange(self.n_rows)
+        width = self.max_len if self.pad_to == "max_len" else None
+        for group in self._groups(order):
+            start, length = self.row_start[group], self.row_len[group]
+            target = None if self.target is None else self.target[group]
+            if self.objective == "packed":
+                yield batching.packed_batch(self.split.items, self.split.times, start, length)
+            else:
+                yield batching.padded_batch(self.split.items, self.split.times, start, length,
+                                            target, width if width else None)
+
+
+class EvalBatches:
+    """Evaluation batches (history, ``target``, ``target_time``) in user order."""
+
+    def __init__(self, split, rows, batch_size, packed):
+        self.split = split
+        self.row_start, self.row_len, self.target = rows
+        self.batch_size, self.packed = batch_size, packed
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.row_start) / self.batch_size)
+
+    def __iter__(self):
+        build = batching.packed_batch if self.packed else batching.padded_batch
+        for i in range(0, len(self.row_start), self.batch_size):
+            part = slice(i, i + self.batch_size)
+            yield build(self.split.items, self.split.times, self.row_start[part],
+                        self.row_len[part], self.target[part])

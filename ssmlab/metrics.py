@@ -1,0 +1,133 @@
+"""Full-ranking metrics for next-item prediction with one target per row (RecBole semantics).
+
+For each row, the rank of the target among all items ``1..n_items`` is
+
+    rank = 1 + #{ j != target, j >= 1, j not excluded : scores[j] >= scores[target] }
+
+so a tie with the target counts against it (a constant scorer gets rank n_items, metrics
+~0), column 0 (padding) is never ranked even if its score is finite, and seen items are NOT
+masked unless ``exclude`` says so. From the rank:
+
+* HR@K = 1[rank <= K] (with one target, RecBole's Recall@K = Hit@K),
+* NDCG@K = 1 / log2(rank + 1) if rank <= K else 0,
+* MRR@K = 1 / rank if rank <= K else 0,
+
+each averaged over rows. A NaN target score ranks last; NaN scores of other items never beat
+the target. :class:`RankingAccumulator` sums over batches so that a full evaluation holds one
+batch of scores at a time.
+"""
+
+from __future__ import annotations
+
+import torch
+
+METRICS = ("hr", "ndcg", "mrr")
+
+
+def target_ranks(scores: torch.Tensor, target: torch.Tensor,
+                 exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """1-based rank of each row's target; ties count against the target.
+
+    Shapes:
+        scores: (b, n_items + 1) float, column 0 = padding (ignored)
+        target: (b,) long in 1..n_items
+        exclude: (b, k) long item ids to mask (0 = none), or (b, n_items + 1) bool mask;
+            the target itself is never masked
+        returns: (b,) long
+    """
+    if scores.dim() != 2 or scores.size(1) < 2:
+        raise ValueError(f"scores must be (b, n_items + 1) with n_items >= 1, "
+                         f"got shape {tuple(scores.shape)}")
+    if target.shape != (scores.size(0),):
+        raise ValueError(f"target must be (b,) = ({scores.size(0)},), got {tuple(target.shape)}")
+    target = target.long()
+    if len(target) and (target.min() < 1 or target.max() >= scores.size(1)):
+        raise ValueError(f"target ids must be in 1..{scores.size(1) - 1} (0 is padding), got "
+                         f"min {int(target.min())}, max {int(target.max())}")
+    rows = torch.arange(scores.size(0), device=scores.device)
+    masked = _exclusion_mask(exclude, scores.shape, scores.device)  # (b n)
+    masked[:, 0] = True
+    masked[rows, target] = True  # the target is not one of the "others"
+    target_score = scores[rows, target]
+    target_score = torch.where(torch.isnan(target_score),
+                               torch.full_like(target_score, float("-inf")), target_score)
+    beats = (scores >= target_score[:, None]) & ~masked  # (b n); NaN >= x is False
+    return 1 + beats.sum(dim=1)
+
+
+def _exclusion_mask(exclude, shape, device) -> torch.Tensor:
+    if exclude is None:
+        return torch.zeros(shape, dtype=torch.bool, device=device)
+    if exclude.dtype == torch.bool:
+        if exclude.shape != shape:
+            raise ValueError(f"a bool exclude mask must be {tuple(shape)}, "
+                             f"got {tuple(exclude.shape)}")
+        return exclude.clone()
+    if exclude.dim() != 2 or exclude.size(0) != shape[0]:
+        raise ValueError(f"exclude ids must be (b, k) with b = {shape[0]}, "
+                         f"got {tuple(exclude.shape)}")
+    if len(exclude) and (exclude.min() < 0 or exclude.max() >= shape[1]):
+        raise ValueError(f"exclude ids must be in 0..{shape[1] - 1}")
+    mask = torch.zeros(shape, dtype=torch.bool, device=device)
+    mask.scatter_(1, exclude.long(), True)  # id 0 lands on the padding column: harmless
+    return mask
+
+
+def rank_metrics(ranks: torch.Tensor, ks=(10, 20, 50)) -> dict[str, torch.Tensor]:
+    """Per-row hr@K, ndcg@K, mrr@K from ranks. Shapes: (b,) -> dict of (b,) float64."""
+    ranks = ranks.to(torch.float64)
+    out = {}
+    for k in ks:
+        hit = ranks <= k
+        out[f"hr@{k}"] = hit.to(torch.float64)
+        out[f"ndcg@{k}"] = torch.where(hit, 1.0 / torch.log2(ranks + 1), 0.0)
+        out[f"mrr@{k}"] = torch.where(hit, 1.0 / ranks, 0.0)
+    return out
+
+
+def full_ranking_metrics(scores: torch.Tensor, target: torch.Tensor, ks=(10, 20, 50),
+                         exclude: torch.Tensor | None = None) -> dict[str, float]:
+    """Mean HR@K, NDCG@K, MRR@K over rows, ranking every item (see the module docstring).
+
+    Shapes:
+        scores: (b, n_items + 1), target: (b,), exclude: (b, k) ids or (b, n_items + 1) bool
+        returns: {"hr@K", "ndcg@K", "mrr@K"} -> float, for each K in ks
+    """
+    accumulator = RankingAccumulator(ks)
+    accumulator.update(scores, target, exclude)
+    return accumulator.compute()
+
+
+class RankingAccumulator:
+    """Sums per-row metrics over batches; ``compute()`` returns the means.
+
+    >>> acc = RankingAccumulator(ks=(10, 20))
+    >>> for batch in eval_batches:  # doctest: +SKIP
+    ...     acc.update(model.full_sort_predict(batch), batch["target"])
+    >>> acc.compute()  # doctest: +SKIP
+    """
+
+    def __init__(self, ks=(10, 20, 50)):
+        if not ks or any(int(k) < 1 for k in ks):
+            raise ValueError(f"ks must be positive integers, got {ks!r}")
+        self.ks = tuple(int(k) for k in ks)
+        self.reset()
+
+    def reset(self) -> None:
+        self.count = 0
+        self.sums = {f"{m}@{k}": 0.0 for k in self.ks for m in METRICS}
+
+    @torch.no_grad()
+    def update(self, scores: torch.Tensor, target: torch.Tensor,
+               exclude: torch.Tensor | None = None) -> torch.Tensor:
+        """Add one batch; returns its ranks. Shapes: as :func:`target_ranks`."""
+        ranks = target_ranks(scores, target, exclude)
+        for name, values in rank_metrics(ranks, self.ks).items():
+            self.sums[name] += float(values.sum())
+        self.count += len(ranks)
+        return ranks
+
+    def compute(self) -> dict[str, float]:
+        """Means over every row seen so far (0.0 for each metric when none was seen)."""
+        return {name: total / self.count if self.count else 0.0
+                for name, total in self.sums.items()}

@@ -1,0 +1,173 @@
+"""Leave-one-out split, the three training batchers, evaluation batches, time features."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ssmlab.data import Split, add_time_features, load_dataset, query_gap, time_deltas
+
+PADDED_ALL = {"item_seq", "item_seq_len", "time_seq", "targets", "target_times"}
+PADDED_LAST = {"item_seq", "item_seq_len", "time_seq", "target", "target_time"}
+PACKED = {"item_seq", "item_seq_len", "time_seq", "seq_idx", "cu_seqlens", "targets",
+          "target_times"}
+SHARED = Path(os.environ.get("SSMLAB_DATA_DIR", Path(__file__).resolve().parents[2]
+                             / "shared" / "datasets"))
+
+
+def small_split():
+    """Two users: items 1..7 at times 10, 20, ..., and items 3, 1, 2 at times 5, 6, 7."""
+    seqs = [np.arange(1, 8), np.array([3, 1, 2])]
+    times = [10 * np.arange(1, 8), np.array([5, 6, 7])]
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in seqs])])
+    return Split(offsets, np.concatenate(seqs), np.concatenate(times), n_items=7)
+
+
+def test_last_objective_prefix_rows_exact():
+    split = small_split()
+    batch = next(iter(split.train_batches("last", batch_size=10, max_len=3, shuffle=False)))
+    assert set(batch) == PADDED_LAST
+    # user 1 train = 1..5 -> targets 2..5; user 2 train = [3] -> no row
+    assert batch["target"].tolist() == [2, 3, 4, 5]
+    assert batch["item_seq"].tolist() == [[1, 0, 0], [1, 2, 0], [1, 2, 3], [2, 3, 4]]
+    assert batch["item_seq_len"].tolist() == [1, 2, 3, 3]
+    assert batch["time_seq"].tolist()[3] == [20, 30, 40]
+    assert batch["target_time"].tolist() == [20, 30, 40, 50]
+    assert all(v.dtype == torch.int64 for v in batch.values())
+
+
+def test_all_objective_truncates_to_max_len_plus_one():
+    split = small_split()
+    batch = next(iter(split.train_batches("all", batch_size=10, max_len=3, shuffle=False)))
+    assert set(batch) == PADDED_ALL
+    assert batch["item_seq"].tolist() == [[2, 3, 4]]  # train 1..5: last 4 items 2..5
+    assert batch["targets"].tolist() == [[3, 4, 5]]
+    assert batch["target_times"].tolist() == [[30, 40, 50]]
+    whole = next(iter(split.train_batches("all", max_len=None, shuffle=False)))
+    assert whole["item_seq"].tolist() == [[1, 2, 3, 4]]
+    assert whole["targets"].tolist() == [[2, 3, 4, 5]]
+    wide = next(iter(split.train_batches("all", max_len=6, shuffle=False, pad_to="max_len")))
+    assert wide["item_seq"].tolist() == [[1, 2, 3, 4, 0, 0]]
+    assert wide["targets"].tolist() == [[2, 3, 4, 5, 0, 0]]
+
+
+def test_eval_histories_valid_and_test():
+    split = small_split()
+    valid = next(iter(split.eval_batches("valid", max_len=3)))
+    test = next(iter(split.eval_batches("test", max_len=3)))
+    assert set(valid) == PADDED_LAST == set(test)
+    assert valid["target"].tolist() == [6, 1] and test["target"].tolist() == [7, 2]
+    assert valid["item_seq"].tolist() == [[3, 4, 5], [3, 0, 0]]
+    assert test["item_seq"].tolist() == [[4, 5, 6], [3, 1, 0]]
+    assert test["target_time"].tolist() == [70, 7]
+    packed = next(iter(split.eval_batches("test", max_len=None, packed=True)))
+    assert packed["item_seq"].tolist() == [[1, 2, 3, 4, 5, 6, 3, 1]]
+    assert packed["cu_seqlens"].tolist() == [0, 6, 8] and packed["target"].tolist() == [7, 2]
+
+
+def test_packed_rows_no_padding_and_token_budget():
+    split = small_split()
+    batch = next(iter(split.train_batches("packed", max_len=None, shuffle=False)))
+    assert set(batch) == PACKED
+    assert batch["seq_idx"].dtype == torch.int32 and batch["cu_seqlens"].dtype == torch.int32
+    assert batch["item_seq"].tolist() == [[1, 2, 3, 4]] and batch["targets"].tolist() == [
+        [2, 3, 4, 5]]
+    toy = load_dataset("toy", n_users=60, seed=5).split()
+    batches = list(toy.train_batches("packed", batch_size=1000, max_len=None, shuffle=False,
+                                     max_tokens=200))
+    padded = list(toy.train_batches("all", batch_size=1000, max_len=None, shuffle=False))
+    lengths = torch.cat([b["item_seq_len"] for b in padded])
+    assert sum(len(b["item_seq_len"]) for b in batches) == len(lengths) == 60
+    for b in batches:
+        t = b["item_seq"].size(1)
+        assert t == int(b["item_seq_len"].sum()) == int(b["cu_seqlens"][-1])
+        assert t <= 200 or len(b["item_seq_len"]) == 1
+        assert (b["item_seq"] > 0).all() and (b["targets"] > 0).all()  # no padding at all
+        expected_idx = torch.repeat_interleave(torch.arange(len(b["item_seq_len"])),
+                                               b["item_seq_len"])
+        assert torch.equal(b["seq_idx"][0].long(), expected_idx)
+    flat_packed = torch.cat([b["item_seq"][0] for b in batches])
+    flat_padded = torch.cat([row[:n] for b in padded for row, n in zip(b["item_seq"],
+                                                                        b["item_seq_len"],
+                                                                        strict=True)])
+    assert torch.equal(flat_packed, flat_padded)
+
+
+def test_determinism_shuffle_and_shards():
+    split = load_dataset("toy", n_users=80, seed=1).split()
+
+    def targets(batches):
+        return torch.cat([b["target"] for b in batches]).tolist()
+
+    a = targets(split.train_batches("last", batch_size=64, seed=7))
+    b = targets(split.train_batches("last", batch_size=64, seed=7))
+    c = targets(split.train_batches("last", batch_size=64, seed=8))
+    ordered = targets(split.train_batches("last", batch_size=64, shuffle=False))
+    assert a == b and a != c and sorted(a) == sorted(ordered)
+    epochs = split.train_batches("last", batch_size=64, generator=torch.Generator().manual_seed(0))
+    assert targets(epochs) != targets(epochs)  # the generator advances between epochs
+    shards = [split.train_batches("last", batch_size=16, seed=3, num_replicas=2, rank=r)
+              for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) > 0
+    assert len(shards[0]) == len(split.train_batches("last", batch_size=16)) // 2
+    with pytest.raises(ValueError, match="objective"):
+        split.train_batches("bidirectional")
+
+
+def test_real_beauty_rows_match_a_brute_force_construction(tmp_path):
+    if not (SHARED / "amazon-beauty").is_dir():
+        pytest.skip("offline datasets not found")
+    data = load_dataset("amazon-beauty", SHARED, cache_dir=tmp_path)
+    split = data.split()
+    assert split.stats()["train_rows_last"] == 198502 - 3 * 22363
+    tb = split.train_batches("last", batch_size=4096, max_len=50, shuffle=False)
+    assert tb.n_rows == 131413
+    batch = next(iter(tb))
+    offsets, items, _ = data.sequences()
+    rows = []  # brute force: every training prefix of the first users, in order
+    for u in range(len(offsets) - 1):
+        seq = items[offsets[u]:offsets[u + 1]][:-2]
+        rows += [(list(seq[max(0, p - 50):p]), seq[p]) for p in range(1, len(seq))]
+        if len(rows) >= 4096:
+            break
+    for i in (0, 1, 2, 100, 4095):
+        hist, target = rows[i]
+        assert batch["item_seq"][i, :len(hist)].tolist() == hist
+        assert batch["item_seq"][i, len(hist):].eq(0).all() and batch["target"][i] == target
+    test = next(iter(split.eval_batches("test", batch_size=len(split), max_len=50)))
+    assert torch.equal(test["target"], torch.from_numpy(items[offsets[1:] - 1]))
+    lengths = np.diff(offsets)
+    assert torch.equal(test["item_seq_len"], torch.from_numpy(np.minimum(lengths - 1, 50)))
+
+
+def test_time_deltas_query_gaps_and_features():
+    split = small_split()
+    batch = next(iter(split.eval_batches("test", max_len=3)))
+    assert time_deltas(batch["time_seq"], batch["item_seq_len"]).tolist() == [[0, 10, 10],
+                                                                             [0, 1, 0]]
+    assert query_gap(batch["time_seq"], batch["item_seq_len"], batch["target_time"]).tolist() == [
+        10, 1]
+    packed = next(iter(split.eval_batches("test", max_len=3, packed=True)))
+    assert time_deltas(packed["time_seq"], seq_idx=packed["seq_idx"]).tolist() == [
+        [0, 10, 10, 0, 1]]
+    assert query_gap(packed["time_seq"], packed["item_seq_len"], packed["target_time"],
+                     packed["cu_seqlens"]).tolist() == [10, 1]
+    extra = add_time_features(batch, "scale", scale=10.0)
+    assert extra["time_delta"].dtype == torch.float32
+    torch.testing.assert_close(extra["time_delta"], torch.tensor([[0.0, 1.0, 1.0],
+                                                                  [0.0, 0.1, 0.0]]))
+    assert extra["query_gap"].tolist() == pytest.approx([1.0, 0.1])
+    train = next(iter(split.train_batches("all", max_len=3, shuffle=False)))
+    assert add_time_features(train, "raw")["query_gap"].tolist() == [[10.0, 10.0, 10.0]]
+
+
+def test_time_deltas_agree_with_ssm_when_available():
+    ssm = pytest.importorskip("ssmlab.ssm", reason="ssmlab.ssm not importable yet")
+    time_seq = torch.tensor([[5, 9, 9, 20, 31, 40]])
+    seq_idx = torch.tensor([[0, 0, 0, 1, 1, 2]], dtype=torch.int32)
+    assert torch.equal(ssm.time_deltas(time_seq, seq_idx=seq_idx).long(),
+                       time_deltas(time_seq, seq_idx=seq_idx))

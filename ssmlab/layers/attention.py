@@ -1,0 +1,306 @@
+"""Self-attention blocks of the Transformer baselines: SASRec / BERT4Rec and TiSASRec.
+
+Paper keys: [SASRec], [TiSASRec], [BERT4Rec] (references.md).
+Reference code: RecBole 1.2 ``recbole/model/layers.py`` (MultiHeadAttention, FeedForward,
+TransformerLayer; https://github.com/RUCAIBox/RecBole) for :class:`TransformerBlock`; the TiSASRec
+authors' code (https://github.com/JiachengLi1995/TiSASRec) and its PyTorch port
+(https://github.com/pmixer/TiSASRec.pytorch) for :class:`TimeIntervalAttention` and
+:class:`TiSASRecBlock`.
+
+Masks are explicit boolean arguments (``True`` = may attend) built by the pure functions
+:func:`causal_mask`, :func:`attention_mask` and :func:`tisasrec_interval_matrix`, so notebook 04
+can draw exactly what the models use. Sequences are right-padded with item id 0.
+
+What this version changes:
+- masks are booleans filled with the dtype's minimum (RecBole adds -10000): same softmax up to
+  rounding; the fast path is ``F.scaled_dot_product_attention``, tested equal to the reference.
+- TiSASRec: interval embeddings are looked up as ``Q @ E_Kᵀ`` gathered by interval, and attention
+  weights are binned by interval before ``@ E_V`` (exact, no (b, l, l, d) tensor);
+  :func:`time_interval_attention_ref` materializes that tensor as in the authors' code.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from ssmlab.layers.ffn import make_activation
+
+
+def causal_mask(seqlen: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Lower-triangular mask of causal self-attention: query i may attend to key j iff j <= i.
+
+    Shapes:
+        returns: (l, l) bool, True where attention is allowed
+    """
+    if seqlen < 0:
+        raise ValueError(f"seqlen must be >= 0, got {seqlen}")
+    return torch.ones(seqlen, seqlen, dtype=torch.bool, device=device).tril()
+
+
+def attention_mask(item_seq: torch.Tensor, causal: bool = True) -> torch.Tensor:
+    """Keys that are real items (id > 0), and, if ``causal``, not in the future of the query.
+
+    SASRec/TiSASRec use ``causal=True``; BERT4Rec uses ``causal=False`` (padding keys only).
+
+    Shapes:
+        item_seq: (b, l) long, right-padded with 0
+        returns: (b, 1, l, l) bool, True where query i may attend to key j (broadcasts over heads)
+    """
+    if item_seq.dim() != 2:
+        raise ValueError(f"item_seq must have shape (b, l), got {tuple(item_seq.shape)}")
+    mask = (item_seq > 0)[:, None, None, :]  # (b 1 1 l) keys
+    if causal:
+        mask = mask & causal_mask(item_seq.size(1), item_seq.device)  # (b 1 l l)
+    return mask.expand(-1, -1, item_seq.size(1), -1)
+
+
+def scaled_dot_attention_ref(q, k, v, mask, dropout_p: float = 0.0, training: bool = False):
+    """Reference softmax(q kᵀ / sqrt(p), masked) v; also returns the attention weights.
+
+    Shapes:
+        q, k, v: (b, h, l, p)
+        mask: bool, broadcastable to (b, h, l, l), True = may attend
+        returns: out (b, h, l, p), weights (b, h, l, l)
+    """
+    scores = torch.einsum("bhip,bhjp->bhij", q, k) / math.sqrt(q.size(-1))  # (b h l l)
+    scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = scores.softmax(dim=-1)
+    out = torch.einsum("bhij,bhjp->bhip", F.dropout(weights, dropout_p, training), v)  # (b h l p)
+    return out, weights
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head self-attention with post-residual LayerNorm (RecBole's MultiHeadAttention).
+
+    y = LayerNorm(x + Dropout(W_O · Attention(W_Q x, W_K x, W_V x)))
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float, attn_dropout: float,
+                 eps: float = 1e-12):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.n_heads = n_heads
+        self.attn_dropout = attn_dropout
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model)
+        self.value = nn.Linear(d_model, d_model)
+        self.dense = nn.Linear(d_model, d_model)
+        self.out_dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(d_model, eps=eps)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, return_weights: bool = False):
+        """Shapes: x (b, l, d), mask bool (b, 1, l, l) or (l, l) -> (b, l, d)
+        [, weights (b, h, l, l)]."""
+        q, k, v = (rearrange(f(x), "b l (h p) -> b h l p", h=self.n_heads)
+                   for f in (self.query, self.key, self.value))
+        p_drop = self.attn_dropout if self.training else 0.0
+        if return_weights:
+            ctx, weights = scaled_dot_attention_ref(q, k, v, mask, p_drop, self.training)
+        else:  # fast path, same map (tested against the reference); an additive mask keeps a
+            # fully masked row uniform, as the reference, where a boolean one would give NaN
+            bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device)
+            bias = bias.masked_fill(~mask, torch.finfo(q.dtype).min)
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p_drop)
+        ctx = rearrange(ctx, "b h l p -> b l (h p)")
+        y = self.norm(x + self.out_dropout(self.dense(ctx)))
+        return (y, weights) if return_weights else y
+
+
+class PointwiseFeedForward(nn.Module):
+    """Position-wise FFN with post-residual LayerNorm, as RecBole's Transformer FeedForward.
+
+    y = LayerNorm(x + Dropout(W_2 act(W_1 x))). Unlike :class:`ssmlab.layers.ffn.FeedForward`
+    there is no dropout between act and W_2.
+    """
+
+    def __init__(self, d_model: int, inner_size: int, dropout: float, act: str = "gelu",
+                 eps: float = 1e-12):
+        super().__init__()
+        self.dense_1 = nn.Linear(d_model, inner_size)
+        self.act = make_activation(act)
+        self.dense_2 = nn.Linear(inner_size, d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(d_model, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Shapes: x (b, l, d) -> (b, l, d)."""
+        hidden = self.act(self.dense_1(x))  # (b l inner)
+        return self.norm(x + self.dropout(self.dense_2(hidden)))
+
+
+class TransformerBlock(nn.Module):
+    """One SASRec/BERT4Rec layer as in RecBole's TransformerLayer: attention, then FFN.
+
+    Note: the SASRec authors' code uses pre-LayerNorm and a 1x1-conv ReLU FFN of width d; RecBole
+    (whose settings the TiM4Rec baselines use) uses post-LayerNorm and a GELU FFN of width
+    ``inner_size``. We follow RecBole.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, inner_size: int, dropout: float,
+                 attn_dropout: float, act: str = "gelu", eps: float = 1e-12):
+        super().__init__()
+        self.attention = MultiHeadAttention(d_model, n_heads, dropout, attn_dropout, eps)
+        self.ffn = PointwiseFeedForward(d_model, inner_size, dropout, act, eps)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, return_weights: bool = False):
+        """Shapes: x (b, l, d), mask bool (b, 1, l, l) -> (b, l, d)[, weights (b, h, l, l)]."""
+        if return_weights:
+            x, weights = self.attention(x, mask, return_weights=True)
+            return self.ffn(x), weights
+        return self.ffn(self.attention(x, mask))
+
+
+# --------------------------------------------------------------------------------- TiSASRec
+def tisasrec_interval_matrix(time_seq: torch.Tensor, item_seq_len: torch.Tensor, time_span: int,
+                             causal: bool = True) -> torch.Tensor:
+    """Personalized clipped time intervals of [TiSASRec]: r_ij = min(floor(|t_i - t_j| / r_min), k).
+
+    |t_i - t_j| is the raw time difference d̂_ij of [TiM4Rec Eq. (11)]; r_min is the user's smallest
+    nonzero interval between consecutive items of the (time-sorted) history, 1 if there is none;
+    k = ``time_span``. ``causal=False``: one r_min per row from the whole history, as in the paper.
+    ``causal=True``: row i divides by the smallest nonzero interval among items 0..i, so nothing at
+    positions > i changes row i; the last real row (the one read at prediction) is the same in both.
+    Pairs that involve padding get 0.
+
+    Shapes:
+        time_seq: (b, l) int or float timestamps, right-padded
+        item_seq_len: (b,) long, number of real items
+        returns: (b, l, l) long in [0, time_span]
+    """
+    if time_seq.dim() != 2:
+        raise ValueError(f"time_seq must have shape (b, l), got {tuple(time_seq.shape)}")
+    b, seqlen = time_seq.shape
+    if item_seq_len.shape != (b,):
+        raise ValueError(f"item_seq_len must have shape ({b},), got {tuple(item_seq_len.shape)}")
+    if time_span < 1:
+        raise ValueError(f"time_span must be >= 1, got {time_span}")
+    real = torch.arange(seqlen, device=time_seq.device)[None, :] < item_seq_len[:, None]  # (b l)
+    t = time_seq.double() if time_seq.is_floating_point() else time_seq.long()
+    big = math.inf if t.is_floating_point() else torch.iinfo(torch.int64).max
+    gap = (t[:, 1:] - t[:, :-1]).abs()  # (b l-1), gap ending at position i = 1..l-1
+    gap = torch.where((gap > 0) & real[:, 1:], gap, big)
+    gap = torch.cat([t.new_full((b, 1), big), gap], dim=1)  # (b l)
+    if causal:  # row i: smallest gap among items 0..i
+        r_min = gap.cummin(dim=1).values
+    else:
+        r_min = gap.amin(dim=1, keepdim=True).expand(b, seqlen)
+    r_min = torch.where(r_min == big, torch.ones_like(r_min), r_min)  # (b l), one scale per row i
+    diff = (t[:, :, None] - t[:, None, :]).abs()  # (b l l)
+    r = torch.div(diff, r_min[:, :, None], rounding_mode="floor").clamp(max=time_span).long()
+    return r * (real[:, :, None] & real[:, None, :])
+
+
+def time_interval_attention_ref(q, k, v, pos_k, pos_v, interval, emb_k, emb_v, mask,
+                                dropout_p: float = 0.0, training: bool = False):
+    """Time-interval-aware attention of [TiSASRec], materializing R^K, R^V as the authors' code.
+
+    e_ij = q_i · (k_j + P^K_j + R^K_ij) / sqrt(p), a_i = softmax_j(e_i) over allowed j,
+    z_i = sum_j a_ij (v_j + P^V_j + R^V_ij), with R^K_ij = E_K[r_ij] and R^V_ij = E_V[r_ij].
+
+    Shapes:
+        q, k, v: (b, h, l, p) projected and split into heads
+        pos_k, pos_v: (b or 1, h, l, p) absolute position embeddings of keys / values
+        interval: (b, l, l) long, r_ij
+        emb_k, emb_v: (r, h, p) interval embedding tables, r = time_span + 1
+        mask: bool broadcastable to (b, h, l, l), True = may attend
+        returns: out (b, h, l, p), weights (b, h, l, l)
+    """
+    r_k = rearrange(emb_k[interval], "b i j h p -> b h i j p")  # (b h l l p)
+    r_v = rearrange(emb_v[interval], "b i j h p -> b h i j p")
+    scores = (torch.einsum("bhip,bhjp->bhij", q, k + pos_k)
+              + torch.einsum("bhip,bhijp->bhij", q, r_k)) / math.sqrt(q.size(-1))
+    weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1)
+    dropped = F.dropout(weights, dropout_p, training)
+    out = (torch.einsum("bhij,bhjp->bhip", dropped, v + pos_v)
+           + torch.einsum("bhij,bhijp->bhip", dropped, r_v))  # (b h l p)
+    return out, weights
+
+
+def time_interval_attention(q, k, v, pos_k, pos_v, interval, emb_k, emb_v, mask,
+                            dropout_p: float = 0.0, training: bool = False):
+    """Same map as :func:`time_interval_attention_ref` without the (b, h, l, l, p) tensors.
+
+    q_i · E_K[r_ij] = (q_i E_Kᵀ)[r_ij] (a gather), and sum_j a_ij E_V[r_ij] =
+    sum_r (sum_{j: r_ij = r} a_ij) E_V[r] (a scatter-add into r bins): memory O(b h l (l + r)).
+
+    Shapes: as :func:`time_interval_attention_ref`.
+    """
+    b, h, seqlen, _ = q.shape
+    index = interval[:, None].expand(b, h, seqlen, seqlen)  # (b h l l)
+    q_emb = torch.einsum("bhip,rhp->bhir", q, emb_k)  # (b h l r)
+    scores = (torch.einsum("bhip,bhjp->bhij", q, k + pos_k)
+              + q_emb.gather(-1, index)) / math.sqrt(q.size(-1))
+    weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1)
+    dropped = F.dropout(weights, dropout_p, training)
+    bins = dropped.new_zeros(b, h, seqlen, emb_v.size(0))  # (b h l r)
+    bins = bins.scatter_add_(-1, index, dropped)  # bins[..., r] = sum of a_ij with r_ij = r
+    out = (torch.einsum("bhij,bhjp->bhip", dropped, v + pos_v)
+           + torch.einsum("bhir,rhp->bhip", bins, emb_v))  # (b h l p)
+    return out, weights
+
+
+class TimeIntervalAttention(nn.Module):
+    """Multi-head time-interval-aware self-attention of [TiSASRec] (queries from LN(x), keys = x).
+
+    No output projection, as in the authors' code. The position and interval embeddings are
+    shared by all layers, so the model owns them and passes them in.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, attn_dropout: float):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.n_heads = n_heads
+        self.attn_dropout = attn_dropout
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model)
+        self.value = nn.Linear(d_model, d_model)
+
+    def forward(self, queries, keys, mask, pos_k, pos_v, interval, emb_k, emb_v,
+                return_weights: bool = False, reference: bool = False):
+        """Shapes: queries, keys (b, l, d); mask bool (b, 1, l, l); pos_k, pos_v (b or 1, l, d);
+        interval (b, l, l) long; emb_k, emb_v (r, d) -> (b, l, d)[, weights (b, h, l, l)]."""
+        heads = "b l (h p) -> b h l p"
+        q = rearrange(self.query(queries), heads, h=self.n_heads)
+        k = rearrange(self.key(keys), heads, h=self.n_heads)
+        v = rearrange(self.value(keys), heads, h=self.n_heads)
+        pos_k, pos_v = (rearrange(p, heads, h=self.n_heads) for p in (pos_k, pos_v))
+        emb_k, emb_v = (rearrange(e, "r (h p) -> r h p", h=self.n_heads) for e in (emb_k, emb_v))
+        attend = time_interval_attention_ref if reference else time_interval_attention
+        p_drop = self.attn_dropout if self.training else 0.0
+        out, weights = attend(q, k, v, pos_k, pos_v, interval, emb_k, emb_v, mask, p_drop,
+                              self.training)
+        out = rearrange(out, "b h l p -> b l (h p)")
+        return (out, weights) if return_weights else out
+
+
+class TiSASRecBlock(nn.Module):
+    """One TiSASRec layer as in the authors' code: Q = LN(x); x = Q + Attn(Q, x); x = LN(x);
+    x = x + FFN(x); padding rows zeroed. FFN = Linear, act, Dropout, Linear, Dropout (1x1 convs)."""
+
+    def __init__(self, d_model: int, n_heads: int, inner_size: int, dropout: float,
+                 attn_dropout: float, act: str = "relu", eps: float = 1e-8):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(d_model, eps=eps)
+        self.attention = TimeIntervalAttention(d_model, n_heads, attn_dropout)
+        self.ffn_norm = nn.LayerNorm(d_model, eps=eps)
+        self.ffn = nn.Sequential(nn.Linear(d_model, inner_size), make_activation(act),
+                                 nn.Dropout(dropout), nn.Linear(inner_size, d_model),
+                                 nn.Dropout(dropout))
+
+    def forward(self, x, mask, real, pos_k, pos_v, interval, emb_k, emb_v,
+                reference: bool = False) -> torch.Tensor:
+        """Shapes: x (b, l, d); mask (b, 1, l, l) bool; real (b, l) bool; others as
+        :class:`TimeIntervalAttention` -> (b, l, d)."""
+        q = self.attn_norm(x)
+        x = q + self.attention(q, x, mask, pos_k, pos_v, interval, emb_k, emb_v,
+                               reference=reference)
+        x = self.ffn_norm(x)
+        x = x + self.ffn(x)
+        return x * real[..., None]

@@ -1,0 +1,166 @@
+"""BERT4Rec: a bidirectional Transformer trained with the cloze (masked item) task.
+
+Paper: [BERT4Rec] Sun et al., "BERT4Rec: Sequential Recommendation with Bidirectional Encoder
+Representations from Transformer", CIKM 2019. Authors' code: https://github.com/FeiSun/BERT4Rec.
+This version follows RecBole 1.2 (``recbole/model/sequential_recommender/bert4rec.py`` and the
+``mask_itemseq`` transform in ``recbole/data/transform.py``, https://github.com/RUCAIBox/RecBole).
+
+Changes: the cloze batch is built inside :meth:`BERT4Rec.calculate_loss` from the plain "last"
+batch (history + target), see the class Note; id ``n_items + 1`` is the mask token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssmlab.layers.attention import TransformerBlock, attention_mask
+from ssmlab.layers.ffn import recbole_init
+from ssmlab.models.base import ModelConfig, SequentialRecommender, gather_last
+from ssmlab.models.sasrec import check_item_seq, check_transformer_fields
+
+
+@dataclass
+class BERT4RecConfig(ModelConfig):
+    """BERT4Rec settings (RecBole names in comments); ``dropout`` = RecBole hidden_dropout_prob."""
+
+    n_heads: int = 2  # h: attention heads
+    inner_size: int = 256  # width of the point-wise FFN
+    attn_dropout: float = 0.2  # dropout on attention weights (attn_dropout_prob)
+    hidden_act: str = "gelu"  # FFN activation: "gelu" or "relu"
+    layer_norm_eps: float = 1e-12  # LayerNorm epsilon
+    mask_ratio: float = 0.2  # rho: probability that an item is replaced by [MASK]
+    ft_ratio: float = 0.5  # probability that a row masks only its last item (RecBole ft_ratio)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_transformer_fields(self)
+        for name in ("mask_ratio", "ft_ratio"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"BERT4RecConfig: {name} must be in [0, 1], got {value}")
+
+
+def append_item(item_seq: torch.Tensor, item_seq_len: torch.Tensor, item: torch.Tensor,
+                max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Write ``item`` right after each row's last real item; drop the oldest item of rows that
+    would then exceed ``max_len`` (the sequence keeps its newest max_len items).
+
+    Shapes:
+        item_seq: (b, l) long, right-padded; item_seq_len: (b,); item: (b,) or scalar
+        returns: seq (b, min(l + 1, max_len)) long, new lengths (b,)
+    """
+    b, seqlen = item_seq.shape
+    seq = F.pad(item_seq, (0, 1))  # (b l+1)
+    item = torch.as_tensor(item, dtype=seq.dtype, device=seq.device).expand(b)
+    seq = seq.scatter(1, item_seq_len.view(b, 1), item.view(b, 1))
+    new_len = item_seq_len + 1
+    if seqlen + 1 > max_len:
+        shift = (new_len - max_len).clamp(min=0)  # (b,) 0 or more
+        index = torch.arange(max_len, device=seq.device)[None, :] + shift[:, None]  # (b max_len)
+        seq = seq.gather(1, index)
+        new_len = new_len - shift
+    return seq, new_len
+
+
+class BERT4Rec(SequentialRecommender):
+    """Bidirectional Transformer encoder (RecBole's BERT4Rec) with a cloze objective.
+
+    Encoder: E_item + P, LayerNorm, dropout, ``n_layers`` bidirectional
+    :class:`~ssmlab.layers.attention.TransformerBlock` (padding keys masked), then RecBole 1.2's
+    output head GELU(W h) -> LayerNorm; scores = h · E_item + b_item (RecBole's output bias).
+    Prediction appends [MASK] after the history and reads its position.
+
+    Note:
+        Training ("cloze") works from the plain "last" batch: the sequence is history + target
+        (so the row's newest interaction is trained on; RecBole masks within the history only).
+        With probability ``ft_ratio`` a row masks only its last item -- exactly the next-item task
+        (the paper's extra samples; RecBole 1.2 draws this per batch, we draw per row); otherwise
+        each real item is masked with probability ``mask_ratio``, and a row that drew no mask masks
+        its last item (RecBole would skip it; we also do not cap masks at int(ratio * max_len)).
+        CE over all items at the masked positions. If history + target exceeds ``max_len``, the
+        oldest item is dropped. The positional table has ``max_len`` rows as in RecBole 1.2, whose
+        prediction shifts every row left by one; we shift only full rows.
+    """
+
+    config_class = BERT4RecConfig
+    causal = False
+    objectives = ("cloze",)
+
+    def __init__(self, config: BERT4RecConfig, n_items: int):
+        super().__init__(config, n_items)
+        d = config.d_model
+        self.mask_token = n_items + 1
+        self.item_embedding = nn.Embedding(n_items + 2, d, padding_idx=0)  # + [MASK] row
+        self.position_embedding = nn.Embedding(config.max_len, d)
+        self.emb_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.emb_dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(d, config.n_heads, config.inner_size, config.dropout,
+                             config.attn_dropout, config.hidden_act, config.layer_norm_eps)
+            for _ in range(config.n_layers))
+        self.output_dense = nn.Linear(d, d)
+        self.output_act = nn.GELU()
+        self.output_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.output_bias = nn.Parameter(torch.zeros(n_items + 1))
+        self.apply(recbole_init)  # N(0, 0.02) weights (RecBole initializer_range), zero biases
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Bidirectional hidden states of ``item_seq`` as given (ids may include the mask token).
+
+        Shapes: item_seq (b, l) -> (b, l, d).
+        """
+        item_seq = batch["item_seq"]
+        check_item_seq(item_seq, self.config.max_len, type(self).__name__)
+        positions = torch.arange(item_seq.size(1), device=item_seq.device)
+        x = self.item_embedding(item_seq) + self.position_embedding(positions)  # (b l d)
+        x = self.emb_dropout(self.emb_norm(x))
+        mask = attention_mask(item_seq, causal=False)  # (b 1 l l)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.output_norm(self.output_act(self.output_dense(x)))
+
+    def forward(self, item_seq, item_seq_len, time_seq=None, **extra) -> torch.Tensor:
+        """Hidden state at a [MASK] appended after the history. Shapes: (b, l), (b,) -> (b, d)."""
+        seq, seq_len = append_item(item_seq, item_seq_len, self.mask_token, self.config.max_len)
+        return gather_last(self.encode({"item_seq": seq}), seq_len)
+
+    def scores(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Dot product with item embeddings (the [MASK] row dropped) plus the output bias.
+
+        Shapes: (..., d) -> (..., n_items + 1), column 0 = -inf.
+        """
+        logits = hidden @ self.item_embedding.weight[: self.n_items + 1].T + self.output_bias
+        logits[..., 0] = float("-inf")
+        return logits
+
+    def cloze_batch(self, batch: dict[str, torch.Tensor]):
+        """Masked sequence and labels from a "last" batch (see the class Note).
+
+        Shapes: item_seq (b, l), item_seq_len (b,), target (b,) ->
+            masked (b, l'), labels (b, l') with 0 where not masked, l' = min(l + 1, max_len)
+        """
+        seq, seq_len = append_item(batch["item_seq"], batch["item_seq_len"], batch["target"],
+                                   self.config.max_len)
+        b, seqlen = seq.shape
+        positions = torch.arange(seqlen, device=seq.device)[None, :]
+        real = positions < seq_len[:, None]  # (b l)
+        last = positions == (seq_len - 1)[:, None]
+        masked = (torch.rand(b, seqlen, device=seq.device) < self.config.mask_ratio) & real
+        fine_tune = torch.rand(b, 1, device=seq.device) < self.config.ft_ratio
+        masked = torch.where(fine_tune | ~masked.any(dim=1, keepdim=True), last, masked)
+        labels = seq * masked
+        return torch.where(masked, torch.full_like(seq, self.mask_token), seq), labels
+
+    def calculate_loss(self, batch: dict[str, torch.Tensor],
+                       objective: str = "cloze") -> torch.Tensor:
+        """Cloze CE over all items at the masked positions of history + target."""
+        if objective not in self.objectives:
+            raise ValueError(f"BERT4Rec supports objectives {self.objectives}, got {objective!r}")
+        masked_seq, labels = self.cloze_batch(batch)
+        hidden = self.encode({"item_seq": masked_seq})  # (b l d)
+        picked = labels > 0
+        return F.cross_entropy(self.scores(hidden[picked]), labels[picked])

@@ -1,0 +1,268 @@
+"""Baseline recommenders: shapes, causality, padding, losses that fall, presets.
+
+SASRec, TiSASRec, GRU4Rec, BERT4Rec, Caser, LRURec at d = 16, l <= 12, 30 items.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ssmlab.config import load_config, preset_path
+from ssmlab.models import build_model, get_model_class
+
+N_ITEMS, D, MAX_LEN = 30, 16, 12
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread avoids spin-wait contention on shared CPUs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+SMALL = {
+    "sasrec": {"n_heads": 2, "inner_size": 32},
+    "tisasrec": {"n_heads": 2, "inner_size": 32, "time_span": 16},
+    "gru4rec": {"hidden_size": 24},
+    "bert4rec": {"n_heads": 2, "inner_size": 32},
+    "caser": {"n_h": 2, "n_v": 2, "window": 6},
+    "lrurec": {"inner_size": 32},
+}
+NAMES = list(SMALL)
+CAUSAL = ["sasrec", "tisasrec", "gru4rec", "lrurec"]
+
+
+def make(name: str, **fields):
+    return build_model(name, N_ITEMS, d_model=D, n_layers=2, dropout=0.1, max_len=MAX_LEN,
+                       **{**SMALL[name], **fields})
+
+
+def make_batch(b: int = 4, seqlen: int = 10, seed: int = 0, successor: bool = False):
+    """Right-padded rows of lengths l, 6, 3, 1, ...; times increase with some repeats."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([seqlen, 6, 3, 1] * (b // 4 + 1))[:b]
+    if successor:  # next item = current + 1 (cyclic in 1..N_ITEMS)
+        start = torch.randint(0, N_ITEMS, (b, 1), generator=g)
+        items = (start + torch.arange(seqlen + 1)) % N_ITEMS + 1  # (b l+1)
+    else:
+        items = torch.randint(1, N_ITEMS + 1, (b, seqlen + 1), generator=g)
+    gaps = torch.randint(0, 5, (b, seqlen), generator=g) * 3600
+    times = 1_600_000_000 + gaps.cumsum(1)
+    real = torch.arange(seqlen)[None, :] < lengths[:, None]
+    return {
+        "item_seq": items[:, :seqlen] * real,
+        "item_seq_len": lengths,
+        "time_seq": times * real,
+        "target": items.gather(1, lengths[:, None]).squeeze(1),
+        "targets": items[:, 1:] * real,
+    }
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shapes_and_scores(name):
+    model = make(name).eval()
+    batch = make_batch()
+    hidden = model.encode(batch)
+    steps = 1 if name == "caser" else batch["item_seq"].size(1)
+    assert hidden.shape == (4, steps, D)
+    assert model(batch["item_seq"], batch["item_seq_len"], batch["time_seq"]).shape == (4, D)
+    scores = model.full_sort_predict(batch)
+    assert scores.shape == (4, N_ITEMS + 1)
+    assert torch.isneginf(scores[:, 0]).all() and torch.isfinite(scores[:, 1:]).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_eval_mode_is_deterministic(name):
+    model = make(name).eval()
+    batch = make_batch()
+    assert torch.equal(model.full_sort_predict(batch), model.full_sort_predict(batch))
+
+
+@pytest.mark.parametrize("name", CAUSAL)
+def test_causal_models_ignore_the_future(name):
+    model = make(name).eval()
+    batch = make_batch()
+    out = model.encode(batch)
+    for t in (0, 3, 7):
+        changed = {k: v.clone() for k, v in batch.items()}
+        changed["item_seq"][0, t + 1] = changed["item_seq"][0, t + 1] % N_ITEMS + 1
+        changed["time_seq"][0, t + 1:] += 7 * 86400  # a week later from t + 1 on
+        new = model.encode(changed)
+        torch.testing.assert_close(new[:, : t + 1], out[:, : t + 1])
+        assert not torch.allclose(new[0, t + 1], out[0, t + 1])
+
+
+def test_bert4rec_is_bidirectional():
+    model = make("bert4rec").eval()
+    batch = make_batch()
+    out = model.encode(batch)
+    changed = dict(batch, item_seq=batch["item_seq"].clone())
+    changed["item_seq"][0, 5] = changed["item_seq"][0, 5] % N_ITEMS + 1
+    assert not torch.allclose(model.encode(changed)[0, 4], out[0, 4])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_extra_padding_changes_nothing(name):
+    model = make(name).eval()
+    batch = make_batch(seqlen=9)
+    padded = dict(batch)
+    for key in ("item_seq", "time_seq", "targets"):
+        padded[key] = F.pad(batch[key], (0, MAX_LEN - 9))
+    torch.testing.assert_close(model.full_sort_predict(padded), model.full_sort_predict(batch))
+    if name != "caser":
+        real = batch["item_seq"] > 0
+        torch.testing.assert_close(model.encode(padded)[:, :9][real], model.encode(batch)[real])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loss_falls_on_successor_task(name):
+    """20 Adam steps on "next item = current + 1": the training loss and the next-item CE fall."""
+    torch.manual_seed(0)
+    model = make(name)
+    batch = make_batch(b=32, successor=True)
+    objective = model.objectives[0]
+
+    def next_item_ce():
+        model.eval()
+        ce = F.cross_entropy(model.full_sort_predict(batch), batch["target"]).item()
+        model.train()
+        return ce
+
+    before = next_item_ce()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(20):
+        loss = model.calculate_loss(batch, objective)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    after = next_item_ce()
+    print(name, objective, "train", losses[0], "->", losses[-1],
+          "| next-item CE", before, "->", after)
+    assert sum(losses[-5:]) < 0.85 * sum(losses[:5])
+    assert after < 0.8 * before
+
+
+@pytest.mark.parametrize("name", ["sasrec", "tisasrec", "gru4rec", "lrurec"])
+def test_all_positions_objective_falls(name):
+    torch.manual_seed(0)
+    model = make(name)
+    batch = make_batch(b=16, successor=True)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        loss = model.calculate_loss(batch, "all")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_lrurec_parallel_scan_matches_step_by_step_recurrence():
+    torch.manual_seed(5)
+    model = make("lrurec").double().eval()
+    batch = make_batch()
+    layer = model.layers[0]
+    x = torch.randn(4, 40, D, dtype=torch.float64)  # l > 32: the blocked scan, not only doubling
+    mask = torch.arange(40)[None, :] < torch.tensor([40, 33, 7, 1])[:, None]
+    fast, loop = layer(x, mask, scan="parallel"), layer(x, mask, scan="loop")
+    print("max |scan - loop|", (fast - loop).abs().max().item())
+    torch.testing.assert_close(fast, loop, atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(model.encode(batch), model.encode(batch, scan="loop"))
+    lam = layer.eigenvalues().abs()
+    assert ((lam >= 0.8 - 1e-6) & (lam <= 0.99 + 1e-6)).all()  # ring init
+    with pytest.raises(ValueError, match="scan"):
+        layer(x, mask, scan="fft")
+
+
+def test_tisasrec_reference_path_and_time_awareness():
+    model = make("tisasrec").double().eval()
+    batch = make_batch()
+    torch.testing.assert_close(model.encode(batch), model.encode(batch, reference=True))
+    slower = dict(batch, time_seq=batch["time_seq"].clone())
+    slower["time_seq"][0, 5:] += 30 * 86400  # one long gap: intervals change, items do not
+    keys = ("item_seq", "item_seq_len", "time_seq")
+    assert not torch.allclose(model(*(slower[k] for k in keys)), model(*(batch[k] for k in keys)))
+    with pytest.raises(ValueError, match="time_seq"):
+        model.encode({"item_seq": batch["item_seq"], "item_seq_len": batch["item_seq_len"]})
+
+
+def test_bert4rec_append_and_cloze_batch():
+    from ssmlab.models.bert4rec import append_item
+
+    item_seq = torch.tensor([[1, 2, 3], [4, 5, 0]])
+    seq, length = append_item(item_seq, torch.tensor([3, 2]), torch.tensor([9, 8]), max_len=3)
+    assert torch.equal(seq, torch.tensor([[2, 3, 9], [4, 5, 8]]))  # full row drops its oldest
+    assert torch.equal(length, torch.tensor([3, 3]))
+    seq, length = append_item(item_seq, torch.tensor([3, 2]), 7, max_len=5)
+    assert torch.equal(seq, torch.tensor([[1, 2, 3, 7], [4, 5, 7, 0]]))
+
+    model = make("bert4rec", ft_ratio=0.0, mask_ratio=0.5)
+    batch = make_batch()
+    masked, labels = model.cloze_batch(batch)
+    full, _ = append_item(batch["item_seq"], batch["item_seq_len"], batch["target"], MAX_LEN)
+    picked = labels > 0
+    assert picked.any(dim=1).all()  # every row trains on something
+    assert (masked[picked] == N_ITEMS + 1).all() and torch.equal(labels[picked], full[picked])
+    assert torch.equal(masked[~picked], full[~picked])
+    model.config.ft_ratio = 1.0  # fine-tune rows: only the target is masked
+    _, labels = model.cloze_batch(batch)
+    assert torch.equal(labels.sum(1), batch["target"]) and ((labels > 0).sum(1) == 1).all()
+    with pytest.raises(ValueError, match="cloze"):
+        model.calculate_loss(batch, "last")
+
+
+def test_caser_window_and_optional_user():
+    from ssmlab.models.caser import last_items
+
+    window = last_items(torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]]), torch.tensor([4, 2]), 3)
+    assert torch.equal(window, torch.tensor([[2, 3, 4], [0, 5, 6]]))
+    model = make("caser", n_users=5).eval()
+    batch = make_batch()
+    with pytest.raises(ValueError, match="user_id"):
+        model.full_sort_predict(batch)
+    with_user = dict(batch, user_id=torch.tensor([1, 2, 3, 4]))
+    assert model.full_sort_predict(with_user).shape == (4, N_ITEMS + 1)
+    assert model.calculate_loss(with_user) > F.cross_entropy(model.full_sort_predict(with_user),
+                                                             batch["target"])  # + L2 term
+
+
+@pytest.mark.parametrize("name, fields, match", [
+    ("sasrec", {"n_heads": 3}, "divisible"),
+    ("bert4rec", {"mask_ratio": 1.5}, "mask_ratio"),
+    ("tisasrec", {"time_span": 0}, "time_span"),
+    ("gru4rec", {"hidden_size": 0}, "hidden_size"),
+    ("caser", {"n_h": 0, "n_v": 0}, "n_h"),
+    ("lrurec", {"r_min": 0.99, "r_max": 0.9}, "r_min"),
+])
+def test_bad_configs_are_rejected(name, fields, match):
+    with pytest.raises(ValueError, match=match):
+        make(name, **fields)
+
+
+@pytest.mark.parametrize("name", ["sasrec", "bert4rec", "tisasrec"])
+def test_history_longer_than_positions_is_rejected(name):
+    batch = make_batch(seqlen=MAX_LEN + 2)
+    with pytest.raises(ValueError, match="max_len"):
+        make(name).encode(batch)
+
+
+@pytest.mark.parametrize("data", ["amazon-beauty", "ml-1m"])
+@pytest.mark.parametrize("name", NAMES)
+def test_presets_load_and_document_every_key(name, data):
+    path = preset_path(name, data)
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    undocumented = [ln for ln in lines if "# (" not in ln]
+    assert not undocumented, f"{path.name}: keys without '# (type) meaning': {undocumented}"
+    cfg = load_config(name, data)
+    assert cfg.model.d_model == 64 and cfg.model.n_layers == 2
+    assert cfg.model.max_len == (200 if data == "ml-1m" else 50)
+    assert cfg.model.dropout == (0.2 if data == "ml-1m" else 0.4)
+    assert cfg.train.objective in get_model_class(name).objectives
+    assert cfg.train.objective == ("cloze" if name == "bert4rec" else "last")

@@ -1,0 +1,53 @@
+"""BiSSDBlock: SSD4Rec's masked bidirectional SSD layer (Bi-SSD + FFN).
+
+Follows the authors' ``BiSSDLayer`` (https://github.com/ZhangYifeng1995/SSD4Rec, ``ssd4rec.py``):
+one Mamba2 block run on the packed row and again on every sequence reversed within its own
+boundaries (shared weights), combined as fwd + beta * bwd + x, then LayerNorm, dropout and the
+position-wise FFN [SSD4Rec, masked Bi-SSD block].
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ssmlab.layers.ffn import FeedForward
+from ssmlab.layers.ssd import SSDBlock
+from ssmlab.ssm.ssd import reverse_within
+
+
+class BiSSDBlock(nn.Module):
+    """h = Dropout(LN(SSD(x) + beta * SSD(rev(x)) + x)); out = FFN(h), FFN with GELU.
+
+    ``rev`` reverses each sequence of a packed row in place (``reverse_within``): no element and
+    no state leaves its sequence. ``flip_back=False`` is the authors' code: the backward output
+    is added in reversed order, so at the last position of a sequence the backward term is the
+    reversed pass's final state (it has read the whole sequence, back to its first item).
+    ``flip_back=True`` reverses it again, so position t reads items t..end of its sequence
+    (``ssd_bidirectional``'s convention).
+
+    Not causal: outputs read every item of their own sequence.
+
+    Shapes:
+        x: (b, l, d_model)
+        seq_idx: (b, l) int or None (None: each row is one sequence)
+        returns: (b, l, d_model)
+    """
+
+    def __init__(self, d_model: int, beta: float = 0.1, dropout: float = 0.2,
+                 flip_back: bool = False, ffn_eps: float = 1e-12, **ssd_kwargs):
+        super().__init__()
+        self.beta, self.flip_back = beta, flip_back
+        self.ssd = SSDBlock(d_model, **ssd_kwargs)
+        self.norm = nn.LayerNorm(d_model, eps=ffn_eps)
+        self.dropout = nn.Dropout(dropout)
+        self.ffn = FeedForward(d_model, 4 * d_model, dropout, activation="gelu", eps=ffn_eps,
+                               dropout_after_norm=True)
+
+    def forward(self, x: torch.Tensor, seq_idx: torch.Tensor | None = None) -> torch.Tensor:
+        fwd = self.ssd(x, seq_idx)  # (b l d)
+        bwd = self.ssd(reverse_within(x, seq_idx), seq_idx)  # reversed order: (b l d)
+        if self.flip_back:
+            bwd = reverse_within(bwd, seq_idx)
+        h = self.dropout(self.norm(fwd + self.beta * bwd + x))  # (b l d)
+        return self.ffn(h)

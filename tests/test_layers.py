@@ -1,0 +1,224 @@
+"""Blocks of ssmlab.layers: norms, causal conv, FFN, Mamba, SSD, time-aware SSD, Bi-SSD, S5."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssmlab.layers.bissd import BiSSDBlock
+from ssmlab.layers.conv import CausalConv1d
+from ssmlab.layers.ffn import FeedForward, recbole_init
+from ssmlab.layers.mamba import MambaBlock
+from ssmlab.layers.norm import GatedRMSNorm, PrefixLayerNorm, RMSNorm
+from ssmlab.layers.s5 import S5Block
+from ssmlab.layers.ssd import SequenceLinear, SSDBlock, TimeAwareSSDBlock
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread is ~50x faster than two on a loaded 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+SSD_KW = {"d_state": 8, "head_dim": 8, "chunk_size": 4, "backend": "torch"}
+
+
+def _assert_prefix_unchanged(f, x, x2, t):
+    """Outputs at positions <= t agree for inputs that differ only after t; later ones differ."""
+    y, y2 = f(x), f(x2)
+    diff = (y - y2).abs()
+    print("max diff <= t:", diff[:, : t + 1].max().item(), "after t:", diff[:, t + 1:].max().item())
+    assert torch.allclose(y[:, : t + 1], y2[:, : t + 1], atol=1e-12, rtol=0)
+    assert diff[:, t + 1:].max() > 1e-6
+
+
+# -- norms ---------------------------------------------------------------------------------------
+def test_rmsnorm_and_gated_rmsnorm_match_formula():
+    y, z = torch.randn(2, 5, 8, dtype=torch.float64), torch.randn(2, 5, 8, dtype=torch.float64)
+    norm = GatedRMSNorm(8, eps=1e-6).double()
+    norm.weight.data = torch.rand(8, dtype=torch.float64)
+    g = y * F.silu(z)
+    expected = g / torch.sqrt(g.pow(2).mean(-1, keepdim=True) + 1e-6) * norm.weight
+    torch.testing.assert_close(norm(y, z), expected)
+    before = GatedRMSNorm(8, eps=1e-6, norm_before_gate=True, group_size=4).double()
+    yg = y.unflatten(-1, (2, 4))
+    ref = (yg / torch.sqrt(yg.pow(2).mean(-1, keepdim=True) + 1e-6)).flatten(-2) * F.silu(z)
+    torch.testing.assert_close(before(y, z), ref)
+    plain = RMSNorm(8, eps=1e-6).double()
+    torch.testing.assert_close(plain(y), y / torch.sqrt(y.pow(2).mean(-1, keepdim=True) + 1e-6))
+    with pytest.raises(ValueError, match="group_size"):
+        GatedRMSNorm(8, group_size=3)
+
+
+def test_prefix_layernorm_uses_prefix_statistics_only():
+    x = torch.rand(3, 7, dtype=torch.float64) * 1e7  # raw-second scale
+    norm = PrefixLayerNorm(10, eps=1e-5).double()
+    y = norm(x)
+    for t in range(1, 7):
+        ref = F.layer_norm(x[:, : t + 1], (t + 1,), eps=1e-5)[:, -1]
+        torch.testing.assert_close(y[:, t], ref)
+    assert torch.all(y[:, 0] == 0)  # variance 0 at position 0 -> the bias
+    x2 = x.clone()
+    x2[:, 4:] += 1e6
+    _assert_prefix_unchanged(norm, x, x2, 3)
+    with pytest.raises(ValueError, match="max_len"):
+        norm(torch.zeros(1, 11))
+
+
+# -- causal conv ---------------------------------------------------------------------------------
+def test_causal_conv_matches_conv1d_and_respects_seq_idx():
+    conv = CausalConv1d(6, kernel_size=4).double()
+    x = torch.randn(2, 9, 6, dtype=torch.float64)
+    ref = F.conv1d(F.pad(x.transpose(1, 2), (3, 0)), conv.weight, conv.bias, groups=6)
+    ref = ref.transpose(1, 2)
+    torch.testing.assert_close(conv(x), ref)
+    # packed row of sequences of length 4 and 5 == each sequence alone
+    seq_idx = torch.tensor([[0] * 4 + [1] * 5])
+    packed = conv(x[:1], seq_idx)
+    torch.testing.assert_close(packed[:, :4], conv(x[:1, :4]))
+    torch.testing.assert_close(packed[:, 4:], conv(x[:1, 4:]))
+    torch.testing.assert_close(conv(x, torch.zeros(2, 9, dtype=torch.long)), conv(x))
+    x2 = x.clone()
+    x2[:, 6:] = 0
+    _assert_prefix_unchanged(conv, x, x2, 5)
+
+
+# -- FFN and init --------------------------------------------------------------------------------
+def test_feedforward_formula_and_recbole_init():
+    ffn = FeedForward(8, 32, dropout=0.5, activation="hardswish").double().eval()
+    x = torch.randn(2, 3, 8, dtype=torch.float64)
+    h = ffn.fc2(F.hardswish(ffn.fc1(x)))
+    expected = F.layer_norm(h + x, (8,), ffn.norm.weight, ffn.norm.bias, 1e-12)
+    torch.testing.assert_close(ffn(x), expected)
+    ffn.train()
+    assert not torch.equal(ffn(x), ffn(x))  # dropout active in training
+    with pytest.raises(ValueError, match="activation"):
+        FeedForward(8, activation="tanh")
+    m = nn.ModuleDict({"emb": nn.Embedding(50, 64, padding_idx=0), "lin": nn.Linear(64, 512),
+                       "conv": nn.Conv1d(4, 4, 3, groups=4)})
+    m.apply(lambda mod: recbole_init(mod, kaiming_conv=True))
+    assert abs(m["lin"].weight.std().item() - 0.02) < 0.002
+    assert torch.all(m["lin"].bias == 0) and torch.all(m["conv"].bias == 0)
+    assert torch.all(m["emb"].weight[0] == 0)
+
+
+# -- Mamba (S6) ----------------------------------------------------------------------------------
+def test_mamba_block_shape_and_causality():
+    block = MambaBlock(8, d_state=4, d_conv=3, expand=2, backend="torch").double()
+    x = torch.randn(2, 7, 8, dtype=torch.float64)
+    assert block(x).shape == (2, 7, 8)
+    x2 = x.clone()
+    x2[:, 4:] = torch.randn(2, 3, 8, dtype=torch.float64)
+    _assert_prefix_unchanged(block, x, x2, 3)
+    assert block.dt_rank == 1 and block.A_log.shape == (16, 4)
+
+
+# -- SSD -----------------------------------------------------------------------------------------
+def test_ssd_block_causal_chunk_invariant_and_packed_equals_separate():
+    block = SSDBlock(16, **SSD_KW).double()
+    x = torch.randn(2, 10, 16, dtype=torch.float64)
+    y = block(x)
+    block.chunk_size = 64
+    torch.testing.assert_close(block(x), y)  # the chunk size changes speed, not values
+    x2 = x.clone()
+    x2[:, 6:] += 1.0
+    _assert_prefix_unchanged(block, x, x2, 5)
+    seq_idx = torch.tensor([[0] * 3 + [1] * 7])
+    packed = block(x[:1], seq_idx)
+    torch.testing.assert_close(packed[:, :3], block(x[:1, :3]))
+    torch.testing.assert_close(packed[:, 3:], block(x[:1, 3:]))
+    with pytest.raises(ValueError, match="head_dim"):
+        SSDBlock(16, head_dim=5)
+
+
+def test_time_aware_block_with_unit_time_and_no_time_path_is_ssd_block():
+    plain = SSDBlock(16, bias=True, **SSD_KW).double()
+    timed = TimeAwareSSDBlock(16, max_len=10, time_path=False, bias=True, **SSD_KW).double()
+    missing, unexpected = timed.load_state_dict(plain.state_dict(), strict=False)
+    assert not missing and not unexpected
+    x = torch.randn(2, 10, 16, dtype=torch.float64)
+    ones = torch.ones(2, timed.n_heads, 10, dtype=torch.float64)
+    out, feat = timed(x, ones)
+    torch.testing.assert_close(out, plain(x))
+    assert feat is ones
+    # with the time path on, time changes the output
+    on = TimeAwareSSDBlock(16, max_len=10, **SSD_KW).double()
+    feat = torch.randn(2, on.n_heads, 10, dtype=torch.float64)
+    assert not torch.allclose(on(x, feat)[0], on(x, feat * 3)[0])
+
+
+@pytest.mark.parametrize("kind", ["positional", "causal"])
+def test_time_aware_block_causality_by_form(kind):
+    torch.manual_seed(1)
+    block = TimeAwareSSDBlock(16, max_len=10, time_mlp=kind, p2p_residual=kind == "causal",
+                              **SSD_KW).double().eval()
+    for mod in block.modules():  # larger weights so the time path visibly matters
+        if isinstance(mod, SequenceLinear):
+            nn.init.normal_(mod.weight, std=0.5)
+    x = torch.randn(1, 10, 16, dtype=torch.float64)
+    feat = torch.randn(1, block.n_heads, 10, dtype=torch.float64)
+    feat2 = feat.clone()
+    feat2[..., 7:] += 2.0  # future time only
+    (y, f), (y2, f2) = block(x, feat), block(x, feat2)
+    early = (y[:, :7] - y2[:, :7]).abs().max().item()
+    print(kind, "max change at positions < 7:", early)
+    if kind == "causal":
+        assert early < 1e-12 and (f[..., :7] - f2[..., :7]).abs().max() < 1e-12
+    else:
+        assert early > 1e-6  # the authors' Linear(L, L) reads future gaps
+
+
+def test_sequence_linear_masks():
+    lin = SequenceLinear(6, causal=True).double()
+    x = torch.randn(2, 4, dtype=torch.float64)
+    torch.testing.assert_close(lin(x), x @ lin.weight[:4, :4].tril().T + lin.bias[:4])
+    gate = SequenceLinear(6, 1, causal=True).double()
+    torch.testing.assert_close(gate(x)[:, 2], x[:, :3] @ gate.weight[0, :3] + gate.bias)
+    with pytest.raises(ValueError, match="max_len"):
+        SequenceLinear(6)(x)
+
+
+# -- Bi-SSD --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("flip_back", [False, True])
+def test_bissd_block_packed_equals_separate_and_is_bidirectional(flip_back):
+    block = BiSSDBlock(16, beta=0.5, dropout=0.1, flip_back=flip_back, **SSD_KW).double().eval()
+    x = torch.randn(1, 9, 16, dtype=torch.float64)
+    seq_idx = torch.tensor([[0] * 4 + [1] * 5])
+    packed = block(x, seq_idx)
+    torch.testing.assert_close(packed[:, :4], block(x[:, :4]))
+    torch.testing.assert_close(packed[:, 4:], block(x[:, 4:]))
+    x2 = x.clone()
+    x2[:, 3] += 1.0  # last item of the first sequence
+    y2 = block(x2, seq_idx)
+    assert (packed[:, :3] - y2[:, :3]).abs().max() > 1e-6  # earlier positions see it
+    torch.testing.assert_close(packed[:, 4:], y2[:, 4:])  # the other sequence does not
+
+
+# -- S5 ------------------------------------------------------------------------------------------
+def test_s5_block_time_aware_causal_and_finite():
+    block = S5Block(8, d_state=6).double()
+    x = torch.randn(2, 7, 8, dtype=torch.float64)
+    gap = torch.randint(0, 10_000, (2, 7))
+    y = block(x, gap)
+    assert y.shape == (2, 7, 8) and y.dtype == torch.float64
+    assert not torch.allclose(block(x, gap * 50), y)  # the step follows the real interval
+    x2, gap2 = x.clone(), gap.clone()
+    x2[:, 5:] += 1.0
+    gap2[:, 5:] += 3600
+    y2 = block(x2, gap2)
+    torch.testing.assert_close(y2[:, :5], y[:, :5])  # causal in inputs and gaps
+    assert (y2[:, 5:] - y[:, 5:]).abs().max() > 1e-6
+    huge = block(x, torch.full((2, 7), 10**9))  # decades between events
+    zero = block(x, torch.zeros(2, 7, dtype=torch.long))
+    assert torch.isfinite(huge).all() and torch.isfinite(zero).all()
+    (huge.sum() + zero.sum()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in block.parameters())
+    steps = block.log_step.exp()
+    assert steps.min() >= 1e-3 - 1e-12 and steps.max() <= 1e-1 + 1e-12
+    log_block = S5Block(8, d_state=6, time_norm="log1p").double()
+    assert torch.isfinite(log_block(x, torch.full((2, 7), 10**9))).all()

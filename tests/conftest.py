@@ -12,6 +12,8 @@ SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 def pytest_configure(config):
+    # Tiny tensors: one intra-op thread avoids thread-pool overhead and contention on 2 cores.
+    torch.set_num_threads(1)
     if not os.environ.get("SSMLAB_DATA_DIR") and SHARED_DATASETS.is_dir():
         os.environ["SSMLAB_DATA_DIR"] = str(SHARED_DATASETS)
 

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 SHARED_DATA := $(abspath ../shared/datasets)
 export SSMLAB_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
-.PHONY: venv lab test test-fast notebooks-sync bench-kernels clean
+.PHONY: venv lab test test-unit test-notebooks chromium clean
 
 venv: $(STAMP)
 
@@ -24,11 +24,32 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
+# JupyterLab refuses to run as root without --allow-root (containers, CI).
 lab: venv
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-test: venv
-	$(PY) -m pytest -q tests
+NBVAL := --nbval --nbval-sanitize-with notebooks/sanitize.cfg
+
+# Unit tests, notebooks (strict nbval: stored outputs compared) and the browser test, in one run.
+test: venv chromium
+	$(PY) -m pytest -q tests notebooks $(NBVAL)
+
+test-unit: venv
+	$(PY) -m pytest -q tests --ignore=tests/e2e
+
+test-notebooks: venv
+	$(PY) -m pytest -q notebooks $(NBVAL)
+
+# The browser test drives Debian's chromium (never a downloaded browser).
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "!!! chromium is missing and apt-get is unavailable (or not root):" >&2; \
+		echo "!!! the browser test (tests/e2e) will be SKIPPED" >&2; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache

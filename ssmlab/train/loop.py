@@ -1,0 +1,99 @@
+"""The pieces of one training step and of a batched full-ranking evaluation.
+
+Which batches an objective trains on (:func:`data_objective`): ``"last"`` -> RecBole prefix
+augmentation rows, ``"all"`` -> one padded row per sequence with a target at every position,
+``"packed"`` -> variable-length packed rows (SSD4Rec), ``"cloze"`` -> ``"last"`` rows (BERT4Rec
+masks history + target itself). A model can change this with a class attribute
+``data_objectives = {"my_objective": "all"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from ssmlab.metrics import RankingAccumulator
+from ssmlab.models.base import SequentialRecommender
+from ssmlab.train.distributed import DistInfo, all_reduce_sum
+
+DATA_OBJECTIVES = {"last": "last", "all": "all", "packed": "packed", "cloze": "last"}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the message says where."""
+
+
+def data_objective(model: SequentialRecommender | type, objective: str) -> str:
+    """The ``ssmlab.data`` batcher (``"last"``, ``"all"``, ``"packed"``) of a training objective."""
+    table = {**DATA_OBJECTIVES, **getattr(model, "data_objectives", {})}
+    if objective not in table:
+        raise ValueError(f"no batcher known for objective {objective!r}; known: {sorted(table)} "
+                         "(a model may map its own with a `data_objectives` class attribute)")
+    return table[objective]
+
+
+class LossModule(nn.Module):
+    """``model.calculate_loss(batch, objective)`` as a ``forward`` so that DDP can wrap it."""
+
+    def __init__(self, model: SequentialRecommender, objective: str):
+        super().__init__()
+        self.model, self.objective = model, objective
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model.calculate_loss(batch, self.objective)
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Move every tensor of a batch to ``device``."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """Adam, or AdamW (decoupled weight decay) when ``weight_decay > 0``."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if weight_decay > 0:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.Adam(params, lr=lr)
+
+
+@torch.no_grad()
+def evaluate(model: SequentialRecommender, batches: Iterable[dict[str, torch.Tensor]],
+             device: torch.device, ks=(10, 20, 50), info: DistInfo | None = None,
+             progress=None) -> dict[str, float]:
+    """Mean hr@K, ndcg@K, mrr@K of ``model.full_sort_predict`` over evaluation batches.
+
+    One batch of scores is held at a time (:class:`ssmlab.metrics.RankingAccumulator`). Under
+    torchrun each rank scores every ``world_size``-th batch and the sums are all-reduced, so
+    every rank returns the same numbers.
+
+    Shapes:
+        batches: dicts with item_seq (b, l), item_seq_len (b,), time_seq (b, l), target (b,)
+        returns: {"hr@K", "ndcg@K", "mrr@K"} -> float for each K in ks
+    """
+    info = info or DistInfo()
+    was_training = model.training
+    model.eval()
+    acc = RankingAccumulator(ks)
+    for i, batch in enumerate(batches):
+        if i % info.world_size != info.rank:
+            continue
+        batch = to_device(batch, device)
+        scores = model.full_sort_predict(batch).float()  # (b n_items+1)
+        acc.update(scores, batch["target"])
+        if progress is not None:
+            progress.update(info.world_size)
+    if info.enabled:
+        names = list(acc.sums)
+        totals = torch.tensor([acc.count] + [acc.sums[n] for n in names], dtype=torch.float64,
+                              device=device if device.type == "cuda" else "cpu")
+        totals = all_reduce_sum(totals).cpu()
+        acc.count = int(totals[0])
+        acc.sums = {n: float(v) for n, v in zip(names, totals[1:])}
+    model.train(was_training)
+    return acc.compute()
+
+
+__all__ = ["DATA_OBJECTIVES", "LossModule", "NonFiniteLossError", "data_objective", "evaluate",
+           "make_optimizer", "to_device"]

@@ -59,10 +59,11 @@ def discretize(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Discretize the diagonal SSM (A, B) with step dt: returns (A_bar, B_bar).
 
-    Implements [TiM4Rec Eq. (2)] (``zoh``: A_bar = exp(dt A), B_bar = (dt A)^{-1}(exp(dt A) - I) dt B)
-    and the approximation of [TiM4Rec Eq. (13)] used by Mamba and SSD (``mamba``: A_bar = exp(dt A),
-    B_bar = dt B). Also ``bilinear`` (A_bar = (1 + dt A/2) / (1 - dt A/2), B_bar = dt B / (1 - dt A/2),
-    the S4 / S5 default) and forward ``euler`` (A_bar = 1 + dt A, B_bar = dt B).
+    Implements [TiM4Rec Eq. (2)] (``zoh``: A_bar = exp(dt A),
+    B_bar = (dt A)^{-1}(exp(dt A) - I) dt B) and the approximation of [TiM4Rec Eq. (13)] used by
+    Mamba and SSD (``mamba``: A_bar = exp(dt A), B_bar = dt B). Also ``bilinear``
+    (A_bar = (1 + dt A/2) / (1 - dt A/2), B_bar = dt B / (1 - dt A/2), the S4 / S5 default) and
+    forward ``euler`` (A_bar = 1 + dt A, B_bar = dt B).
 
     Broadcasting convention: ``A`` and ``dt`` broadcast to the shape of ``z = dt * A``; A_bar has
     that shape and B_bar = coef(dt, A) * B, where coef has that shape too and ``B`` must broadcast
@@ -149,7 +150,8 @@ def time_gap_to_dt(
         raise ValueError("time_gap contains NaN or inf")
     if (gap < 0).any():
         raise ValueError(
-            f"time_gap must be >= 0 (timestamps sorted within a sequence), min is {gap.min().item()}"
+            f"time_gap must be >= 0 (timestamps sorted within a sequence), "
+            f"min is {gap.min().item()}"
         )
     if norm != "scale" and scale is not None:
         raise ValueError(f"scale={scale!r} is only used with norm='scale', got norm={norm!r}")

@@ -1,9 +1,10 @@
 """Time-aware S5: a MIMO diagonal SSM discretized with the observed time interval at every step.
 
 SS4Rec's time-aware SSM [SS4Rec, "Time-Aware SSM"] is S5 [S5] with a variable step: the k-th
-update uses dt_k (the gap before item k, possibly times a learned per-state timescale), so the
-state decays by exp(dt_k Lambda) over the real elapsed time. ``s5_scan_ref`` loops over time with
-the full B_bar_k matrix; ``s5_scan`` multiplies B into the input first and runs ``linear_scan``.
+update uses dt_k (the observed interval assigned to step k, possibly times a learned per-state
+timescale), so the state decays by exp(dt_k Lambda) over the real elapsed time. ``s5_scan_ref``
+loops over time with the full B_bar_k matrix; ``s5_scan`` multiplies B into the input first and
+runs ``linear_scan``.
 
 Note: SS4Rec's paper (only a summary is available to us) gives no equation numbers we could
 verify; the update is [TiM4Rec Eq. (2)] with a per-step dt and a diagonal (complex) A = Lambda.
@@ -26,8 +27,10 @@ def _check(u, dt, Lambda, B, C, D, h0):
         raise ValueError(f"Lambda must have shape (p,), got {tuple(Lambda.shape)}")
     p = Lambda.shape[0]
     if dt.shape not in ((b, l), (b, l, p)):
-        raise ValueError(f"dt must have shape (b, l) = {(b, l)} or (b, l, p) = {(b, l, p)}, "
-                         f"got {tuple(dt.shape)}")
+        raise ValueError(
+            f"dt must have shape (b, l) = {(b, l)} or (b, l, p) = {(b, l, p)}, "
+            f"got {tuple(dt.shape)}"
+        )
     if dt.is_complex():
         raise ValueError(f"dt must be real, got dtype {dt.dtype}")
     if B.shape != (p, h):
@@ -46,9 +49,9 @@ def _dtypes(u, dt, Lambda, B, C):
     real = torch.float32
     for t in (u, dt, Lambda, B, C):
         real = torch.promote_types(real, t.real.dtype if t.is_complex() else t.dtype)
-    is_complex = Lambda.is_complex() or B.is_complex() or C.is_complex()
-    return real, (torch.complex(torch.zeros((), dtype=real), torch.zeros((), dtype=real)).dtype
-                  if is_complex else real)
+    if Lambda.is_complex() or B.is_complex() or C.is_complex():
+        return real, {torch.float32: torch.complex64, torch.float64: torch.complex128}[real]
+    return real, real
 
 
 def s5_scan_ref(u, dt, Lambda, B, C, D=None, method="zoh", return_final_state=False, h0=None):
@@ -56,7 +59,8 @@ def s5_scan_ref(u, dt, Lambda, B, C, D=None, method="zoh", return_final_state=Fa
 
     Implements [TiM4Rec Eq. (2)] with a per-step dt (SS4Rec's time-aware S5):
     h_k = A_bar_k h_{k-1} + B_bar_k u_k, y_k = Re(C h_k) + D u_k, (A_bar_k, B_bar_k) from
-    ``discretize(Lambda, B, dt_k, method)``. Computes in float32 or wider, casts y back to u's dtype.
+    ``discretize(Lambda, B, dt_k, method)``. Computes in float32 or wider, casts y back to
+    u's dtype.
 
     Shapes:
         u: (b, l, h) real input
@@ -102,7 +106,7 @@ def s5_scan(u, dt, Lambda, B, C, D=None, method="zoh", return_final_state=False,
         B: (p, h); C: (h, p); D: (h,) optional; h0: (b, p) optional initial state
         returns: y (b, l, h); with return_final_state, (y, h_last (b, p))
     """
-    b, l, h, p = _check(u, dt, Lambda, B, C, D, h0)
+    b, l, _h, p = _check(u, dt, Lambda, B, C, D, h0)
     real, cplx = _dtypes(u, dt, Lambda, B, C)
     x = u.to(real)
     dt3 = dt.to(real)[..., None] if dt.dim() == 2 else dt.to(real)  # (b l 1) | (b l p)
@@ -116,8 +120,11 @@ def s5_scan(u, dt, Lambda, B, C, D=None, method="zoh", return_final_state=False,
     y = y.to(u.dtype)
     if not return_final_state:
         return y
-    h_last = states[:, -1] if l else (torch.zeros(b, p, dtype=cplx, device=u.device)
-                                      if h0 is None else h0.to(cplx))
+    h_last = (
+        states[:, -1]
+        if l
+        else (torch.zeros(b, p, dtype=cplx, device=u.device) if h0 is None else h0.to(cplx))
+    )
     return y, h_last
 
 
@@ -143,7 +150,8 @@ def hippo_n_init(p: int, blocks: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     root = torch.sqrt(2 * torch.arange(m, dtype=torch.float64) + 1)  # (m)
     lower = torch.tril(0.5 * root[:, None] * root[None, :], diagonal=-1)  # (m m)
     skew = lower.T - lower  # K: + above, - below the diagonal
-    imag, V = torch.linalg.eigh(-1j * skew.to(torch.complex128))  # -iK Hermitian, K = V (i imag) V^H
+    # -iK is Hermitian: -iK = V diag(imag) V^H, so K = V diag(i imag) V^H
+    imag, V = torch.linalg.eigh(-1j * skew.to(torch.complex128))
     Lambda = torch.complex(torch.full_like(imag, -0.5), imag)  # (m)
     Lambda = Lambda.repeat(blocks).to(torch.complex64)  # (p)
     V = torch.block_diag(*([V] * blocks)).to(torch.complex64)  # (p p)

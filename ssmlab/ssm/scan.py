@@ -1,20 +1,18 @@
 """The first-order linear recurrence h_t = a_t * h_{t-1} + b_t, elementwise, along dim 1.
 
 Every diagonal SSM reduces to it once discretized (a = A_bar_t, b = B_bar_t x_t, [TiM4Rec Eq. (2)]).
-``linear_scan_ref`` is the sequential loop (ground truth); ``linear_scan_parallel`` is a blocked
-parallel scan with no Python loop over time and no division, so it is exact for complex a and for
-a = 0. ``linear_scan`` is the public entry point and takes the fast path.
+``linear_scan_ref`` is the sequential loop (ground truth); ``linear_scan_parallel`` is a parallel
+scan with no Python loop over time and no division, so it is exact for complex a and for a = 0.
+``linear_scan`` is the public entry point and takes the parallel path by default.
 
-The scan composes pairs (a, b) with (a1, b1) then (a2, b2) = (a2 a1, a2 b1 + b2), which is
-associative; the parallel path applies it by doubling (Hillis-Steele) inside blocks, then scans
-the block totals recursively and adds each block's carry (Blelloch's blocked scan).
+The scan composes steps (a1, b1) then (a2, b2) into (a2 a1, a2 b1 + b2), an associative operator;
+the parallel path applies it by odd-even recursion (Blelloch-style: pair up neighbours, solve the
+half-length recurrence, fill in the rest), O(l) work in O(log l) sequential levels.
 """
 
 from __future__ import annotations
 
 import torch
-
-DEFAULT_CHUNK = 32
 
 
 def _check(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None) -> torch.Tensor:
@@ -34,7 +32,9 @@ def _check(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None) -> torch.T
         except RuntimeError:
             ok = False
         if not ok:
-            raise ValueError(f"h0 must broadcast to (b, ...) = {tuple(state)}, got {tuple(h0.shape)}")
+            raise ValueError(
+                f"h0 must broadcast to (b, ...) = {tuple(state)}, got {tuple(h0.shape)}"
+            )
     return a.expand(b.shape)
 
 
@@ -43,7 +43,9 @@ def _promote(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None) -> torch
     return dtype if h0 is None else torch.promote_types(dtype, h0.dtype)
 
 
-def linear_scan_ref(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
+def linear_scan_ref(
+    a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None
+) -> torch.Tensor:
     """Sequential reference: h_t = a_t * h_{t-1} + b_t for t = 0..l-1 (h_{-1} = h0 or 0).
 
     Implements the discrete recurrence of [TiM4Rec Eq. (2)] with a diagonal A_bar.
@@ -67,33 +69,63 @@ def linear_scan_ref(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = 
     return torch.cat(hs, dim=1)  # (b l ...)
 
 
-def _doubling(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inclusive Hillis-Steele scan along dim 1: log2(l) steps of O(l) tensor ops.
+def _scan_oddeven(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """All states of h_t = a_t h_{t-1} + b_t from a zero start, by odd-even recursion along dim 1.
 
-    Returns (a_cum, h): a_cum[t] = a_t ... a_0 and h[t] = the state at t from a zero start.
+    Pairs (2k, 2k+1) are composed into one step (a_{2k+1} a_{2k}, a_{2k+1} b_{2k} + b_{2k+1}), the
+    half-length recurrence gives the states at odd positions, and one more step fills the even
+    ones. Work O(l), depth O(log l), only products and sums.
     """
     l = b.shape[1]
-    offset = 1
-    while offset < l:
-        # element t absorbs the prefix ending at t - offset (already a composed segment)
-        b = torch.cat([b[:, :offset], a[:, offset:] * b[:, :-offset] + b[:, offset:]], dim=1)
-        a = torch.cat([a[:, :offset], a[:, offset:] * a[:, :-offset]], dim=1)
-        offset *= 2
-    return a, b
+    if l == 1:
+        return b
+    if l % 2:  # pad one neutral step (a = 1, b = 0) after the data
+        a = torch.cat([a, a.new_ones(a[:, :1].shape)], dim=1)
+        b = torch.cat([b, b.new_zeros(b[:, :1].shape)], dim=1)
+    a_even, a_odd = a[:, 0::2], a[:, 1::2]  # (b l/2 ...)
+    b_even, b_odd = b[:, 0::2], b[:, 1::2]
+    h_odd = _scan_oddeven(a_odd * a_even, torch.addcmul(b_odd, a_odd, b_even))  # h_1, h_3, ...
+    h_even = torch.cat(
+        [b_even[:, :1], torch.addcmul(b_even[:, 1:], a_even[:, 1:], h_odd[:, :-1])], dim=1
+    )  # h_0, h_2, ...
+    return torch.stack([h_even, h_odd], dim=2).reshape(b.shape)[:, :l]  # interleave: (b l ...)
+
+
+class _LinearScanFn(torch.autograd.Function):
+    """The parallel scan with its adjoint: the backward pass is the same scan run in reverse.
+
+    With g_t = dL/dh_t + conj(a_{t+1}) g_{t+1} (a reverse scan): dL/db_t = g_t,
+    dL/da_t = g_t conj(h_{t-1}), dL/dh0 = conj(a_0) g_0 (PyTorch's conjugate convention).
+    """
+
+    @staticmethod
+    def forward(ctx, a, b, h0):
+        if h0 is not None:  # fold the initial state into the first input: h_0 = a_0 h0 + b_0
+            b = b.clone()
+            b[:, 0] += a[:, 0] * h0
+        h = _scan_oddeven(a, b)  # (b l ...)
+        ctx.save_for_backward(a, h, h0)
+        return h
+
+    @staticmethod
+    def backward(ctx, grad_h):
+        a, h, h0 = ctx.saved_tensors
+        a_next = torch.cat([a[:, 1:], torch.zeros_like(a[:, :1])], dim=1).conj()  # a_{t+1}
+        g = _scan_oddeven(a_next.flip(1), grad_h.flip(1)).flip(1)  # reverse scan (b l ...)
+        h_start = torch.zeros_like(h[:, :1]) if h0 is None else h0.unsqueeze(1)
+        h_prev = torch.cat([h_start, h[:, :-1]], dim=1)  # h_{t-1}
+        grad_h0 = None if h0 is None else g[:, 0] * a[:, 0].conj()
+        return g * h_prev.conj(), g, grad_h0
 
 
 def linear_scan_parallel(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    h0: torch.Tensor | None = None,
-    chunk_size: int = DEFAULT_CHUNK,
+    a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Blocked parallel scan, equal to ``linear_scan_ref`` (no loop over time, no division).
+    """Parallel prefix scan, equal to ``linear_scan_ref`` (no loop over time, no division).
 
-    Implements the recurrence of [TiM4Rec Eq. (2)] as a parallel prefix scan: (1) doubling inside
-    blocks of ``chunk_size`` steps; (2) the block totals form a recurrence of length l / chunk_size,
-    scanned recursively; (3) each block adds its incoming carry times the block's cumulative a.
-    Work O(l log chunk_size), depth O(log l); gradients via autograd.
+    Implements the recurrence of [TiM4Rec Eq. (2)] by odd-even recursion (log2(l) levels of
+    tensor ops on halving lengths; exact for complex a and for a = 0). The backward pass is the
+    adjoint scan run in reverse (a custom autograd Function), so it costs about one more scan.
 
     Shapes:
         a: broadcastable to b, e.g. (b, l, ...) or (b, l, 1, ...); real or complex
@@ -101,45 +133,25 @@ def linear_scan_parallel(
         h0: (b, ...) optional initial state
         returns: h (b, l, ...), dtype promoted from a, b, h0
     """
-    if chunk_size < 2:
-        raise ValueError(f"chunk_size must be >= 2, got {chunk_size}")
     a = _check(a, b, h0)
     dtype = _promote(a, b, h0)
-    a, b = a.to(dtype), b.to(dtype)
-    if h0 is not None:
-        # fold the initial state into the first input: h_0 = a_0 h0 + b_0
-        first = a[:, :1] * h0.to(dtype).unsqueeze(1) + b[:, :1]
-        b = torch.cat([first, b[:, 1:]], dim=1)
-    n, l = b.shape[:2]
-    rest = b.shape[2:]
-    if l <= chunk_size:
-        return _doubling(a, b)[1]
-
-    # (0) pad l to a multiple of the block size; the padding comes after the data: no effect
-    n_chunks = -(-l // chunk_size)
-    pad = n_chunks * chunk_size - l
-    if pad:
-        a = torch.cat([a, a.new_ones((n, pad) + rest)], dim=1)
-        b = torch.cat([b, b.new_zeros((n, pad) + rest)], dim=1)
-    # (1) scan inside each block: fold blocks into the batch dim
-    a_blk = a.reshape((n * n_chunks, chunk_size) + rest)  # (b c) q ...
-    b_blk = b.reshape((n * n_chunks, chunk_size) + rest)
-    a_cum, h_loc = _doubling(a_blk, b_blk)
-    a_cum = a_cum.reshape((n, n_chunks, chunk_size) + rest)  # (b c q ...)
-    h_loc = h_loc.reshape((n, n_chunks, chunk_size) + rest)
-    # (2) states at block ends: a recurrence over blocks with a = block product, b = local end state
-    h_end = linear_scan_parallel(a_cum[:, :, -1], h_loc[:, :, -1], chunk_size=chunk_size)  # (b c ...)
-    carry = torch.cat([torch.zeros_like(h_end[:, :1]), h_end[:, :-1]], dim=1)  # state entering block
-    # (3) add each block's carry, decayed by the cumulative a inside the block
-    h = h_loc + a_cum * carry.unsqueeze(2)  # (b c q ...)
-    return h.reshape((n, n_chunks * chunk_size) + rest)[:, :l]
+    if b.shape[1] == 0:
+        return b.to(dtype)
+    state = b.shape[:1] + b.shape[2:]
+    h0 = None if h0 is None else h0.to(dtype).expand(state)
+    return _LinearScanFn.apply(a.to(dtype), b.to(dtype), h0)
 
 
-def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
-    """h_t = a_t * h_{t-1} + b_t elementwise along dim 1, all states returned (fast path).
+def linear_scan(
+    a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None, method: str = "parallel"
+) -> torch.Tensor:
+    """h_t = a_t * h_{t-1} + b_t elementwise along dim 1, all states returned.
 
-    Implements the recurrence of [TiM4Rec Eq. (2)]; dispatches to ``linear_scan_parallel``
-    (``linear_scan_ref`` is the sequential reference it is tested against).
+    Implements the recurrence of [TiM4Rec Eq. (2)]. ``method="parallel"`` (default) runs
+    ``linear_scan_parallel``; ``"sequential"`` runs the loop ``linear_scan_ref``, which on a CPU
+    is faster when l is short and each step is large (e.g. l = 50 with 128 x 32 states per row:
+    the loop's per-step tensors stay in cache, the parallel scan streams the whole tensor
+    through memory log2(l) times).
 
     Shapes:
         a: broadcastable to b, e.g. (b, l, ...) or (b, l, 1, ...); real or complex
@@ -147,4 +159,8 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None
         h0: (b, ...) optional initial state
         returns: h (b, l, ...), dtype promoted from a, b, h0
     """
-    return linear_scan_parallel(a, b, h0)
+    if method == "parallel":
+        return linear_scan_parallel(a, b, h0)
+    if method == "sequential":
+        return linear_scan_ref(a, b, h0)
+    raise ValueError(f"method={method!r}: expected 'parallel' or 'sequential'")

@@ -113,12 +113,14 @@ def ssd_recurrent(
         decay = decay * same[..., None]  # (b l h)
     xdt = v.x * v.dt[..., None]  # (b l h p)
     state = v.h0 if v.h0 is not None else v.x.new_zeros(b, h, p, n)
-    ys = []
-    for t in range(seqlen):
-        inject = torch.einsum("bhp,bhn->bhpn", xdt[:, t], v.B[:, t])  # (b h p n)
-        state = decay[:, t, :, None, None] * state + inject  # (b h p n)
-        ys.append(torch.einsum("bhpn,bhn->bhp", state, v.C[:, t]))  # (b h p)
-    y = torch.stack(ys, dim=1)  # (b l h p)
+    ys = [xdt.new_zeros(b, 0, h, p)]  # keeps l = 0 well defined
+    # unbind once: slicing [:, t] inside the loop makes the backward pass grow as l^2
+    steps = zip(xdt.unbind(1), v.B.unbind(1), v.C.unbind(1), decay.unbind(1))
+    for x_t, B_t, C_t, decay_t in steps:
+        inject = torch.einsum("bhp,bhn->bhpn", x_t, B_t)  # (b h p n)
+        state = decay_t[:, :, None, None] * state + inject  # (b h p n)
+        ys.append(torch.einsum("bhpn,bhn->bhp", state, C_t).unsqueeze(1))  # (b 1 h p)
+    y = torch.cat(ys, dim=1)  # (b l h p)
     return finish(y, state, v, return_final_states)
 
 

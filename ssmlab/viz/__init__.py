@@ -1,0 +1,36 @@
+"""Plotly figure builders and ipywidgets apps for the notebooks (``from ssmlab import viz``).
+
+- ``viz.kernels``: discretization (step responses, stability of Ā, error against Δt);
+- ``viz.scans``: state trajectories on irregular timelines, exp(ΔΛ) decay, Δ per step;
+- ``viz.masks``: heatmaps of L, CBᵀ, M = L∘CBᵀ, causal / time-aware / packed masks, chunk blocks;
+- ``viz.timing``: cost against sequence length;
+- ``viz.widgets``: sliders wired to the same builders (imported on first use: it loads
+  ipywidgets and anywidget).
+
+Builders are pure: data in (tensors, arrays, lists), ``plotly.graph_objects.Figure`` out; no
+``.show()``, no files. ``viz`` uses ``ssmlab.ssm`` and plain data only (SPEC.md), never the layers.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+try:
+    import plotly  # noqa: F401
+except ImportError as err:  # pragma: no cover - depends on the installed extras
+    raise ImportError("ssmlab.viz needs plotly: pip install 'ssmlab[lab]'") from err
+
+from ssmlab.viz import kernels, masks, scans, timing
+
+__all__ = ["kernels", "masks", "scans", "timing", "widgets"]
+
+
+def __getattr__(name: str):
+    if name == "widgets":
+        try:
+            return importlib.import_module("ssmlab.viz.widgets")
+        except ImportError as err:  # pragma: no cover
+            raise ImportError(
+                "ssmlab.viz.widgets needs ipywidgets and anywidget: pip install 'ssmlab[lab]'"
+            ) from err
+    raise AttributeError(f"module 'ssmlab.viz' has no attribute {name!r}")

@@ -1,0 +1,116 @@
+"""Cost against sequence length: a small timer and the log-log figure (notebook 03).
+
+SSD's quadratic form costs O(l²) per head, its chunked form O(l) (blocks of a fixed size), and the
+step-by-step recurrence O(l) sequential steps [TiM4Rec Sec. 2.4]. ``measure`` times a callable
+(median of a few runs, after a warm-up); ``cost_vs_length`` draws the curves with dashed O(l) and
+O(l²) guides anchored at the first point of the first curve.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from ssmlab.viz._style import base_layout, color_of, round_sig, to_numpy
+
+
+def measure(fn: Callable[[], object], repeat: int = 3, warmup: int = 1) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeat`` runs after ``warmup`` untimed runs."""
+    if repeat < 1 or warmup < 0:
+        raise ValueError(
+            f"repeat, warmup: expected repeat >= 1 and warmup >= 0, got {repeat}, {warmup}"
+        )
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure_lengths(
+    fns: Mapping[str, Callable],
+    make_inputs: Callable[[int], tuple],
+    lengths: Sequence[int],
+    repeat: int = 5,
+    num_threads: int | None = 1,
+    **kwargs,
+) -> dict[str, np.ndarray]:
+    """Median seconds of ``fn(*make_inputs(l), **kwargs)`` for each named ``fn`` and length l.
+
+    The inputs are built once per length, outside the timed calls, and shared by all ``fns``.
+    ``num_threads`` sets torch's intra-op threads while timing (restored after): one thread gives
+    clean scaling curves on a small or shared CPU; ``None`` keeps the current setting.
+    """
+    if not isinstance(fns, Mapping) or not fns:
+        raise ValueError("fns: expected a non-empty dict name -> callable")
+    saved = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(int(num_threads))
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    try:
+        for length in lengths:
+            args = make_inputs(int(length))
+            for name, fn in fns.items():
+                out[name].append(
+                    measure(lambda fn=fn, args=args: fn(*args, **kwargs), repeat=repeat)
+                )
+    finally:
+        torch.set_num_threads(saved)
+    return {name: np.array(times) for name, times in out.items()}
+
+
+def cost_vs_length(
+    lengths, seconds: Mapping, title: str = "Cost against sequence length", guides: bool = True
+) -> go.Figure:
+    """Log-log time per call (ms) against length l, one curve per method, with O(l), O(l²) guides.
+
+    Shapes:
+        lengths: (k,)   seconds: method -> (k,)
+    """
+    ls = to_numpy(lengths, None, name="lengths")
+    if ls.ndim != 1 or np.any(ls <= 0):
+        raise ValueError(f"lengths: expected positive 1-D lengths, got {ls.tolist()}")
+    if not isinstance(seconds, Mapping) or not seconds:
+        raise ValueError("seconds: expected a non-empty dict method -> (k,) times")
+    fig = go.Figure()
+    first = None
+    for i, (name, s) in enumerate(seconds.items()):
+        ms = to_numpy(s, None, name=f"seconds[{name!r}]") * 1e3
+        if ms.shape != ls.shape:
+            raise ValueError(
+                f"seconds[{name!r}]: expected shape {ls.shape} like lengths, got {ms.shape}"
+            )
+        first = ms if first is None else first
+        fig.add_trace(
+            go.Scatter(
+                x=ls,
+                y=round_sig(ms),
+                mode="lines+markers",
+                name=str(name),
+                line=dict(color=color_of(str(name), i)),
+            )
+        )
+    if guides and len(ls) > 1:
+        for power, label in ((1, "O(l)"), (2, "O(l²)")):
+            guide = first[0] * (ls / ls[0]) ** power
+            fig.add_trace(
+                go.Scatter(
+                    x=ls,
+                    y=round_sig(guide),
+                    mode="lines",
+                    name=label,
+                    line=dict(dash="dash", color="#999" if power == 1 else "#555", width=1),
+                )
+            )
+    fig = base_layout(fig, title, "sequence length l", "time per call (ms)")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return fig

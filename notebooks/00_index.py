@@ -27,7 +27,7 @@
 # | [02_s5_vs_s6](02_s5_vs_s6.ipynb) | S5 with Δt from real timestamps vs S6 with Δ from the input; an irregular timeline you can stretch; Δt = 0 and gaps of months; parallel scan = recurrence | SS4Rec; TiM4Rec Eq. 2, 3, 9, 13 |
 # | [03_ssd_duality](03_ssd_duality.ipynb) | SSD as masked attention: L, CBᵀ, M heatmaps; quadratic = chunked = recurrent; chunk-size slider; cost against length | TiM4Rec Eq. 6–8, 20; Mamba2 |
 # | [04_time_aware_masks](04_time_aware_masks.ipynb) | SASRec's causal mask, SSD's L, TiM4Rec's time-aware L, TiSASRec's relative-time matrix; the 1-SS property; packed sequences and the Bi-SSD backward pass | TiM4Rec Eq. 9, 11, 12, 18, 19; SSD4Rec |
-# | 05_training (training and comparison) | train and compare the recommenders on the `toy` dataset (or ML-1M, Beauty, KuaiRand); curves, metric table, ablation without time | all |
+# | [05_training](05_training.ipynb) | train TiM4Rec, SSD4Rec\*, SS4Rec and Mamba4Rec on the `toy` dataset (or ML-100K, Beauty, ML-1M on a GPU); training curves, metric table, the "w/o time" ablation, step time against length; SS4Rec asked "what at time t" with a slider | TiM4Rec Eq. 9, 16–18, 21–22; SS4Rec; SSD4Rec; Mamba4Rec |
 #
 # The papers: **SS4Rec** (arXiv 2502.08132), **TiM4Rec** (2409.16182), **SSD4Rec**
 # (2409.01192); versions and the baselines' references are in `references.md`.

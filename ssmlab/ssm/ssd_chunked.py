@@ -34,7 +34,8 @@ def ssd_chunked(
 
     Implements [TiM4Rec Eq. (8)] (and Eq. (20) when dt = Delta * D) without materializing the
     (l, l) mask. Any length works: the inputs are padded with dt = 0 (decay 1, no input) to a
-    multiple of ``chunk_size`` and the output is trimmed, so the final state is unchanged.
+    multiple of ``chunk_size`` and the output is trimmed, so the final state is unchanged; a
+    sequence shorter than ``chunk_size`` is a single chunk (no padding).
     ``seq_idx`` changes reset the state; ``initial_states`` reach the first sequence only.
 
     Shapes:
@@ -50,6 +51,9 @@ def ssd_chunked(
     v = prepare(x, dt, A, B, C, chunk_size, D, seq_idx, initial_states)
     b, seqlen, h, p = v.x.shape
     n = v.B.shape[-1]
+    # a sequence shorter than a chunk is one chunk of its own length: the same result without
+    # padding it to chunk_size (SSD4Rec's chunk 256 on histories of 50 would cost 5x more)
+    chunk_size = max(1, min(chunk_size, seqlen))
     pad = (-seqlen) % chunk_size
     xdt = v.x * v.dt[..., None]  # (b l h p)
     dA = v.dt * v.A  # (b l h)

@@ -3,14 +3,16 @@
 ``ssmlab bench kernels [--lengths 64,128,...] [--repeats 5] [--quick] [--device cpu]`` times the
 forward pass (under ``torch.no_grad``) and forward + backward (``y.sum().backward()``) of
 ``ssd_recurrent``, ``ssd_quadratic``, ``ssd_chunked``, ``s5_scan`` and ``selective_scan`` on small
-model sizes, reports the median of ``--repeats`` runs after one warm-up, and the peak memory:
+model sizes, reports the median of ``--repeats`` timed runs after one warm-up, and the peak memory
+of one more run (memory is measured apart from the timed runs, whose allocator stays untouched):
 
 - CUDA: ``torch.cuda.max_memory_allocated`` minus the memory allocated before the call;
 - CPU (Linux): growth of the process's peak resident memory during the call. The peak (VmHWM)
-  is reset through ``/proc/self/clear_refs`` before each run, after ``malloc_trim`` has returned
-  free heap pages to the OS, and glibc's mmap threshold is pinned at 128 KiB so that large
-  tensors are returned to the OS when freed. It counts what the call really touched, allocator
-  overhead included; values below ~1 MB are noise.
+  is reset through ``/proc/self/clear_refs`` before the run, after ``malloc_trim`` has returned
+  free heap pages to the OS, and during that run glibc's mmap threshold is pinned at 128 KiB so
+  that large tensors are fresh pages the RSS sees. It counts what the call really touched,
+  allocator overhead included; values below ~1 MB are noise. (Timing under that pin would
+  charge page faults to kernels that allocate many large temporaries.)
 
 A method is skipped at a length where one fwd+bwd call is predicted (from the previous length:
 linear growth, quadratic for ``ssd_quadratic``) to take more than ``--budget`` seconds (20), or
@@ -37,7 +39,10 @@ import torch
 KERNELS = ("ssd_recurrent", "ssd_quadratic", "ssd_chunked", "s5_scan", "selective_scan")
 DEFAULT_LENGTHS = (64, 128, 256, 512, 1024, 2048, 4096)
 QUICK_LENGTHS = (64, 256, 1024)
-SIZES = {"batch": 2, "n_heads": 4, "d_head": 16, "d_state": 16}  # d_model = n_heads * d_head
+# d_model = n_heads * d_head; chunk_size of the ssd_* kernels: TiM4Rec's (ssmlab/configs), and
+# on a CPU the faster choice (the (chunk, chunk) blocks are elementwise-bound; mamba-ssm's GPU
+# kernels use 256)
+SIZES = {"batch": 2, "n_heads": 4, "d_head": 16, "d_state": 16, "chunk_size": 32}
 
 
 def make_case(name: str, seqlen: int, device: str, seed: int = 0):
@@ -58,7 +63,7 @@ def make_case(name: str, seqlen: int, device: str, seed: int = 0):
         dt = torch.nn.functional.softplus(randn(b, l, h))  # (b l h) positive
         B, C = randn(b, l, 1, n), randn(b, l, 1, n)  # (b l g n), g = 1
         inputs = {"x": randn(b, l, h, p), "dt": dt, "A": A, "B": B, "C": C}
-        return (lambda **kw: fn(**kw, chunk_size=64)), inputs
+        return (lambda **kw: fn(**kw, chunk_size=SIZES["chunk_size"])), inputs
     if name == "s5_scan":
         Lambda, V = hippo_n_init(n)  # (n) complex, (n n)
         B = (V.conj().T @ torch.randn(n, d, generator=g).cfloat()).to(device)  # (n d)
@@ -94,6 +99,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.start = torch.cuda.memory_allocated()
         elif Path("/proc/self/clear_refs").exists():
+            _set_mmap_threshold(SMALL_MMAP)  # large blocks: fresh pages the RSS counts
             _malloc_trim()  # free heap pages must fault in again when reused, or RSS misses them
             Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
             self.start = self._status_kb("VmRSS")
@@ -107,6 +113,7 @@ class PeakMemory:
             self.mb = (torch.cuda.max_memory_allocated() - self.start) / 2**20
         elif self.start is not None:
             self.mb = (self._status_kb("VmHWM") - self.start) / 1024
+            _set_mmap_threshold(LARGE_MMAP)
         return False
 
 
@@ -117,10 +124,13 @@ def _malloc_trim() -> None:
         pass
 
 
-def _pin_mmap_threshold() -> None:
-    """glibc: serve allocations >= 128 KiB by mmap, returned to the OS on free (CPU memory)."""
+SMALL_MMAP, LARGE_MMAP = 128 * 1024, 32 * 2**20  # glibc's default and its dynamic maximum
+
+
+def _set_mmap_threshold(nbytes: int) -> None:
+    """glibc: serve allocations >= ``nbytes`` by mmap (returned to the OS on free)."""
     try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+        ctypes.CDLL("libc.so.6").mallopt(-3, nbytes)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):
         pass
 
@@ -128,7 +138,8 @@ def _pin_mmap_threshold() -> None:
 def measure(
     fn, inputs: dict, repeats: int, backward: bool, device: str
 ) -> tuple[list[float], float]:
-    """Run times (s) of ``repeats`` calls after one warm-up, and the largest peak memory (MB)."""
+    """Run times (s) of ``repeats`` calls after one warm-up, and the peak memory (MB) of one
+    more call, measured apart so that the memory probe never slows the timed calls."""
     leaves = {k: v.detach().clone().requires_grad_(backward) for k, v in inputs.items()}
 
     def once():
@@ -143,16 +154,18 @@ def measure(
                 fn(**leaves)
 
     once()  # warm-up
-    times, peaks = [], []
+    times = []
     for _ in range(repeats):
-        with PeakMemory(device) as mem:
-            start = time.perf_counter()
-            once()
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-        peaks.append(mem.mb)
-    return times, max(peaks)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        once()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    with PeakMemory(device) as mem:
+        once()
+    return times, mem.mb
 
 
 def fit_exponent(points: list[tuple[int, float]], min_len: int = 512) -> float | None:
@@ -344,7 +357,6 @@ def kernels_main(argv: list[str]) -> int:
     unknown = sorted(set(methods) - set(KERNELS))
     if unknown or repeats < 1 or min(lengths) < 1:
         parser.error(f"unknown methods {unknown} (known: {KERNELS}), or repeats/lengths < 1")
-    _pin_mmap_threshold()
     cuda = args.device.startswith("cuda")
     machine = machine_info(args.device)  # load average before the run
     records = run_kernels(lengths, repeats, args.device, args.budget, args.max_mem_mb, methods)
@@ -372,6 +384,8 @@ def main(what: str, argv: list[str]) -> int:
     """Entry point of ``ssmlab bench kernels|train``."""
     if what == "kernels":
         return kernels_main(argv)
-    if what == "train":
-        raise NotImplementedError("coming with the trainer")
+    if what == "train":  # training/inference time and memory per model and max_len
+        from ssmlab.train.efficiency import main as efficiency_main
+
+        return efficiency_main(argv)
     raise ValueError(f"unknown benchmark {what!r}: expected 'kernels' or 'train'")

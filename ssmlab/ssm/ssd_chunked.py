@@ -77,7 +77,7 @@ def ssd_chunked(
     no_start_yet = seg_in_chunk == 0  # (b c q): the state entering the chunk still reaches q
 
     # 1. diagonal blocks: masked attention inside each chunk
-    L = decay_mask(dA, seg_in_chunk[:, None])  # (b h c q s)
+    L = decay_mask(dA, None if v.seg is None else seg_in_chunk[:, None])  # (b h c q s)
     scores = torch.einsum("bcqhn,bcshn->bhcqs", Ch, Bh)  # C B^T per chunk
     y_diag = torch.einsum("bhcqs,bcshp->bcqhp", L * scores, xdt)  # (b c q h p)
 

@@ -54,8 +54,8 @@ def machine_info() -> dict:
 
 
 def apps(n: int):
-    """(name, build, control, values): the apps of notebooks 01-04 at their notebook sizes."""
-    from ssmlab.viz import masks, widgets
+    """(name, build, control, values): the apps of notebooks 01-05 at their notebook sizes."""
+    from ssmlab.viz import masks, widgets, widgets_training
 
     t = [0.0, 0.01, 0.02, 0.02, 1.0, 1.05, 3.0, 33.0, 95.0, 95.1]
     rng = np.random.default_rng(0)
@@ -96,6 +96,13 @@ def apps(n: int):
             lambda: widgets.gap_mask_app([1.0, 0.5, 2.0, 0.0, 3.0, 1.0, 0.2]),
             "gap_5",
             list(np.linspace(0, 5, n)),
+        ),
+        (  # the model is asked once at build time; a slider move only redraws (scores stand in)
+            "query_time (05)",
+            lambda: widgets_training.query_time_app(
+                lambda gaps: rng.normal(size=(len(gaps), 41)), highlight=range(31, 41)),
+            "gap",
+            cycle(list(widgets_training.gap_grid())),
         ),
     ]
 

@@ -1,0 +1,135 @@
+"""Smoke tests of the benchmark scripts: reproduce.py on toy, the efficiency benchmark --quick.
+
+They check the files and the JSON schema, never the timings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from ssmlab.train import efficiency
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = [f"{kind}@{k}" for kind in ("hr", "ndcg", "mrr") for k in (10, 20, 50)]
+
+
+def _load_reproduce():
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "benchmarks" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paper_table3_transcription():
+    reproduce = _load_reproduce()
+    beauty = reproduce.PAPER_TABLE3["amazon-beauty"]
+    assert set(beauty) == set(reproduce.TABLE3_MODELS) - {"ssd4rec"}
+    # spot checks against the paper's Beauty rows (bold = TiM4Rec, underlined = SASRec R@10)
+    assert beauty["tim4rec"]["ndcg@10"] == 0.0446
+    assert beauty["sasrec"]["hr@10"] == 0.0851
+    assert beauty["bert4rec"]["mrr@50"] == 0.0145
+    for data in ("ml-1m", "amazon-beauty", "kuairand"):
+        for model, row in reproduce.PAPER_TABLE3[data].items():
+            assert set(row) == set(METRICS), (data, model)
+            for kind in ("hr", "ndcg", "mrr"):  # each metric grows with K
+                assert row[f"{kind}@10"] <= row[f"{kind}@20"] <= row[f"{kind}@50"], (data, model)
+
+
+def test_reproduce_toy_schema(tmp_path):
+    reproduce = _load_reproduce()
+    args = ["--data", "toy", "--models", "gru4rec,sasrec", "--epochs", "1", "--threads", "1",
+            "--set", "model.d_model=16", "--set", "train.steps_per_epoch=2",
+            "--eval-users", "200", "--out", str(tmp_path), "--quiet"]
+    reproduce.main(args)
+    # a second dataset run merges into the same file
+    reproduce.main([*args[:3], "gru4rec", *args[4:]])
+    data = json.loads((tmp_path / "reproduction.json").read_text())
+    assert {"toy", "machine", "notes", "settings"} <= set(data)
+    assert set(data["toy"]) == {"gru4rec", "sasrec"}
+    for record in data["toy"].values():
+        for key in METRICS:
+            assert 0.0 <= record[key] <= 1.0 and math.isfinite(record[key])
+        assert record["epochs"] == 1.0 and record["steps"] == 2
+        assert record["converged"] is False and record["capped"] == "epochs"
+        assert record["seed"] == 0 and record["eval_users"] == 200
+        assert record["train_seconds"] >= 0
+    md = (tmp_path / "reproduction.md").read_text()
+    assert "## toy" in md and "Capped, not converged" in md and "| gru4rec |" in md
+
+
+def test_subsample_users_keeps_whole_sequences():
+    reproduce = _load_reproduce()
+    from ssmlab.data import load_dataset
+
+    split = load_dataset("toy").split()
+    sub = reproduce.subsample_users(split, 50, seed=3)
+    assert len(sub) == 50
+    assert sub.lengths.sum() == len(sub.items)
+    whole = {tuple(split.items[s:e]) for s, e in zip(split.offsets[:-1], split.offsets[1:])}
+    assert all(tuple(sub.items[s:e]) in whole for s, e in zip(sub.offsets[:-1], sub.offsets[1:]))
+    assert reproduce.subsample_users(split, None, 0) is split
+
+
+def test_efficiency_quick(tmp_path):
+    code = efficiency.main(["--quick", "--models", "sasrec,tim4rec", "--lengths", "8",
+                            "--threads", "1", "--out", str(tmp_path)])
+    assert code == 0
+    data = json.loads((tmp_path / "efficiency-cpu.json").read_text())
+    assert {"machine", "settings", "rows", "ratios", "paper"} <= set(data)
+    assert [row["model"] for row in data["rows"]] == ["sasrec", "tim4rec"]
+    for row in data["rows"]:
+        (cell,) = row["cells"]
+        assert cell["status"] == "ok" and cell["L"] == 8
+        for key in ("train_step_s", "train_epoch_s", "infer_s", "peak_mem_bytes"):
+            assert key in cell and cell[key] is not None
+        assert cell["steps_per_epoch"] == math.ceil(efficiency.BEAUTY_PREFIX_ROWS / 4)
+    names = {r["name"] for r in data["ratios"]}
+    assert "SASRec / TiM4Rec" in names and "TiSASRec / SASRec" in names
+    sasrec_tim = next(r for r in data["ratios"] if r["name"] == "SASRec / TiM4Rec")
+    assert sasrec_tim["values"]["8"] > 0 and sasrec_tim["paper_ml1m"] == pytest.approx(2.48, abs=0.01)
+    md = (tmp_path / "efficiency-cpu.md").read_text()
+    assert "## Ratios" in md and "| tim4rec |" in md
+    html = (tmp_path / "efficiency-cpu.html").read_text()
+    assert "cdn.plot.ly" in html and len(html) < 200_000
+
+
+def test_synthetic_batch_full_length():
+    batch = efficiency.synthetic_batch(3, 7, n_items=20)
+    assert batch["item_seq"].shape == (3, 7) and (batch["item_seq_len"] == 7).all()
+    assert (batch["item_seq"] >= 1).all() and (batch["item_seq"] <= 20).all()
+    assert (batch["time_seq"].diff(dim=1) > 0).all()
+    assert (batch["target_time"] > batch["time_seq"][:, -1]).all()
+    with pytest.raises(ValueError, match="seqlen"):
+        efficiency.synthetic_batch(3, 0, n_items=20)
+
+
+def test_peer_compare_writes_report(tmp_path):
+    """The ssmlab side of the RecBole comparison, against a stand-in RecBole result file."""
+    spec = importlib.util.spec_from_file_location("peer", ROOT / "benchmarks" / "peer_recbole.py")
+    peer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peer)
+    settings = {"MAX_ITEM_LIST_LENGTH": 20, "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2,
+                "n_heads": 2, "train_batch_size": 256, "learning_rate": 0.001, "seed": 0}
+    fake = {"train_seconds_per_epoch": [100.0, 100.0], "test": {"ndcg@10": 0.1},
+            "valid_per_epoch": [{"ndcg@10": 0.05}, {"ndcg@10": 0.02}], "settings": settings}
+    (tmp_path / "recbole-toy.json").write_text(json.dumps(fake))
+    report = peer.compare("toy", tmp_path, tmp_path / "res", ["all"], max_epochs=2,
+                          extra=("model.d_model=16", "train.steps_per_epoch=3"))
+    assert report["recbole"]["best_epoch"] == 1 and report["recbole"]["train_seconds_to_best"] == 100
+    (ours,) = report["ssmlab"].values()
+    assert 1 <= len(ours["train_seconds_per_epoch"]) <= 2
+    assert len(ours["valid_ndcg@10_per_epoch"]) == len(ours["train_seconds_per_epoch"])
+    if ours["reached"] is not None:  # stopped at the first epoch at or above the target
+        assert ours["valid_ndcg@10_per_epoch"][ours["reached"]["epoch"] - 1] >= 0.05
+        assert ours["reached"]["epoch"] == len(ours["train_seconds_per_epoch"])
+    md = (tmp_path / "res" / "peer-recbole-toy.md").read_text()
+    assert "| RecBole SASRec (prefix rows) | 100.0 | 2 |" in md
+    assert "`all`: all positions; model.d_model=16" in md
+    again = peer.compare("toy", tmp_path, tmp_path / "res", ["all"], max_epochs=1,
+                         extra=("model.d_model=8", "train.steps_per_epoch=1"))
+    assert len(again["ssmlab"]) == 2  # runs against the same RecBole result accumulate

@@ -101,8 +101,9 @@ class SequentialRecommender(nn.Module):
                                   **_extras(batch))
             return F.cross_entropy(self.scores(hidden), batch["target"])
         hidden = self.encode(batch)  # (b l d)
-        logits = self.scores(hidden)  # (b l n)
-        return F.cross_entropy(logits.flatten(0, -2), batch["targets"].flatten(), ignore_index=0)
+        targets = batch["targets"]  # (b l), 0 at padding
+        keep = targets != 0  # score only the positions with a target: padding costs nothing
+        return F.cross_entropy(self.scores(hidden[keep]), targets[keep])  # (t n) vs (t)
 
     @torch.no_grad()
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

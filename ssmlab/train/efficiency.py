@@ -16,7 +16,8 @@ position is real and the cost is that of length L):
   batches of ``--eval-batch-size``, after one warm-up batch;
 * peak memory of one training step: on CUDA ``max_memory_allocated`` minus the memory allocated
   before the step; on CPU the peak resident-set growth of the step in a fresh forked process
-  (after a 2-row warm-up step that allocates the Adam state and lazy kernels). Parameters and
+  (after a 2-row warm-up step that allocates the Adam state and lazy kernels), both through
+  :class:`ssmlab.bench.PeakMemory`. Parameters and
   optimizer state are not counted; activations, gradients and temporaries are.
 
 A cell whose step is predicted (from the model's shorter lengths) to exceed ``--step-time-limit``
@@ -41,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssmlab.bench import machine_info
+from ssmlab.bench import PeakMemory, machine_info
 from ssmlab.config import load_config, preset_path
 from ssmlab.data.batching import padded_batch
 from ssmlab.models import build_model
@@ -87,15 +88,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _status_kb() -> dict:
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            key, value = line.split(":")
-            out[key] = int(value.split()[0])
-    return out
-
-
 def measure_cell(model_name: str, seqlen: int, opts: dict) -> dict:
     """Time a training step and inference of one (model, L) cell and its step's peak memory."""
     device = torch.device(opts["device"])
@@ -120,20 +112,10 @@ def measure_cell(model_name: str, seqlen: int, opts: dict) -> dict:
     optimizer.zero_grad(set_to_none=True)
     gc.collect()
     cell = {"L": seqlen, "objective": objective, "batch_size": opts["batch_size"]}
-    if device.type == "cuda":
-        _sync(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        step(batch)
-        _sync(device)
-        cell["peak_mem_bytes"] = torch.cuda.max_memory_allocated(device) - base
-    elif opts["memory"]:
-        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current VmRSS
-        before = _status_kb()
-        step(batch)
-        after = _status_kb()
-        cell["peak_mem_bytes"] = 1024 * (after["VmHWM"] - before["VmRSS"])
-        cell["peak_mem_reset_ok"] = before["VmHWM"] <= before["VmRSS"] + 8
+    if device.type == "cuda" or opts["memory"]:
+        with PeakMemory(str(device)) as mem:  # CUDA allocator peak, or RSS peak growth on CPU
+            step(batch)
+        cell["peak_mem_bytes"] = round(mem.mb * 2**20)
     else:
         step(batch)  # the warm-up step at full size
     times = []

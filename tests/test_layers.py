@@ -15,16 +15,6 @@ from ssmlab.layers.norm import GatedRMSNorm, PrefixLayerNorm, RMSNorm
 from ssmlab.layers.s5 import S5Block
 from ssmlab.layers.ssd import SequenceLinear, SSDBlock, TimeAwareSSDBlock
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is ~50x faster than two on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 SSD_KW = {"d_state": 8, "head_dim": 8, "chunk_size": 4, "backend": "torch"}
 
 

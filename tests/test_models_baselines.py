@@ -15,15 +15,6 @@ from ssmlab.models import build_model, get_model_class
 N_ITEMS, D, MAX_LEN = 30, 16, 12
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids spin-wait contention on shared CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 SMALL = {
     "sasrec": {"n_heads": 2, "inner_size": 32},
     "tisasrec": {"n_heads": 2, "inner_size": 32, "time_span": 16},

@@ -11,16 +11,6 @@ from ssmlab.models.ss4rec import query_gaps
 from ssmlab.models.ssd4rec import pack
 from ssmlab.models.ssd4rec_star import SSD4RecStarConfig
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is ~50x faster than two on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 N_ITEMS = 30
 T0 = 1_600_000_000
 SMALL = {"d_model": 16, "max_len": 12, "dropout": 0.1}

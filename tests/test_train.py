@@ -44,16 +44,6 @@ class TinyGRU(SequentialRecommender):
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and spin-waiting threads crawl on a
-    loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
 def tiny_registered(monkeypatch):
     monkeypatch.setitem(REGISTRY, "tinygru", f"{__name__}:TinyGRU")
 

@@ -51,8 +51,15 @@ def export(data: str, out: Path) -> Path:
     return path
 
 
-def run(data: str, out: Path, epochs: int, dropout: float | None, device: str,
-        n_heads: int = 8, max_len: int = 50) -> dict:
+def run(
+    data: str,
+    out: Path,
+    epochs: int,
+    dropout: float | None,
+    device: str,
+    n_heads: int = 8,
+    max_len: int = 50,
+) -> dict:
     """Train RecBole's SASRec on the exported file; time each epoch; evaluate valid and test."""
     import numpy as np
 
@@ -68,18 +75,45 @@ def run(data: str, out: Path, epochs: int, dropout: float | None, device: str,
     if dropout is None:
         dropout = 0.4 if "amazon" in data else 0.2
     settings = {
-        "data_path": str(out), "checkpoint_dir": str(out / "saved"), "device": device,
-        "use_gpu": device != "cpu", "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id",
-        "TIME_FIELD": "timestamp", "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
-        "MAX_ITEM_LIST_LENGTH": max_len, "hidden_size": 64, "inner_size": 256, "n_layers": 2,
-        "n_heads": n_heads, "hidden_dropout_prob": dropout, "attn_dropout_prob": dropout,
-        "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.02,
-        "loss_type": "CE", "train_neg_sample_args": None, "train_batch_size": 2048,
-        "eval_batch_size": 4096, "learning_rate": 0.001, "epochs": epochs, "stopping_step": 10,
-        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full",
-                      "group_by": "user"},
-        "metrics": ["Hit", "NDCG", "MRR"], "topk": [10, 20, 50], "valid_metric": "NDCG@10",
-        "seed": 2020, "reproducibility": True, "show_progress": False, "log_wandb": False}
+        "data_path": str(out),
+        "checkpoint_dir": str(out / "saved"),
+        "device": device,
+        "use_gpu": device != "cpu",
+        "USER_ID_FIELD": "user_id",
+        "ITEM_ID_FIELD": "item_id",
+        "TIME_FIELD": "timestamp",
+        "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+        "MAX_ITEM_LIST_LENGTH": max_len,
+        "hidden_size": 64,
+        "inner_size": 256,
+        "n_layers": 2,
+        "n_heads": n_heads,
+        "hidden_dropout_prob": dropout,
+        "attn_dropout_prob": dropout,
+        "hidden_act": "gelu",
+        "layer_norm_eps": 1e-12,
+        "initializer_range": 0.02,
+        "loss_type": "CE",
+        "train_neg_sample_args": None,
+        "train_batch_size": 2048,
+        "eval_batch_size": 4096,
+        "learning_rate": 0.001,
+        "epochs": epochs,
+        "stopping_step": 10,
+        "eval_args": {
+            "split": {"LS": "valid_and_test"},
+            "order": "TO",
+            "mode": "full",
+            "group_by": "user",
+        },
+        "metrics": ["Hit", "NDCG", "MRR"],
+        "topk": [10, 20, 50],
+        "valid_metric": "NDCG@10",
+        "seed": 2020,
+        "reproducibility": True,
+        "show_progress": False,
+        "log_wandb": False,
+    }
     config = Config(model="SASRec", dataset=data, config_dict=settings)
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
@@ -95,21 +129,37 @@ def run(data: str, out: Path, epochs: int, dropout: float | None, device: str,
         scores = trainer.evaluate(valid_data, load_best_model=False)
         valid = {k: float(v) for k, v in scores.items()}
         valid_per_epoch.append(valid)
-        print(f"epoch {epoch + 1}: loss {float(loss):.4f}, train {epoch_seconds[-1]:.1f} s, "
-              f"valid {valid} ({time.perf_counter() - start:.1f} s)", flush=True)
+        print(
+            f"epoch {epoch + 1}: loss {float(loss):.4f}, train {epoch_seconds[-1]:.1f} s, "
+            f"valid {valid} ({time.perf_counter() - start:.1f} s)",
+            flush=True,
+        )
     test = dict(trainer.evaluate(test_data, load_best_model=False))
-    result = {"peer": "RecBole 1.2.1 SASRec", "data": data, "epochs": epochs,
-              "train_seconds_per_epoch": epoch_seconds, "valid": valid, "test": test,
-              "valid_per_epoch": valid_per_epoch,
-              "rows_per_epoch": len(train_data.dataset), "settings": settings}
+    result = {
+        "peer": "RecBole 1.2.1 SASRec",
+        "data": data,
+        "epochs": epochs,
+        "train_seconds_per_epoch": epoch_seconds,
+        "valid": valid,
+        "test": test,
+        "valid_per_epoch": valid_per_epoch,
+        "rows_per_epoch": len(train_data.dataset),
+        "settings": settings,
+    }
     path = out / f"recbole-{data}.json"
     path.write_text(json.dumps(result, indent=1, default=str) + "\n")
     print(f"wrote {path}")
     return result
 
 
-def compare(data: str, out: Path, results: Path, objectives: list[str], max_epochs: int,
-            extra: tuple[str, ...] = ()) -> dict:
+def compare(
+    data: str,
+    out: Path,
+    results: Path,
+    objectives: list[str],
+    max_epochs: int,
+    extra: tuple[str, ...] = (),
+) -> dict:
     """Train ssmlab's SASRec with RecBole's settings until its valid NDCG@10 reaches RecBole's best.
 
     Reads ``<out>/recbole-<data>.json`` (the ``run`` step). For each objective ("last" = the same
@@ -134,12 +184,19 @@ def compare(data: str, out: Path, results: Path, objectives: list[str], max_epoc
     peer_time = sum(peer["train_seconds_per_epoch"][: best + 1])
     dataset = load_dataset(data)
     st = peer["settings"]
-    overrides = [f"model.max_len={st['MAX_ITEM_LIST_LENGTH']}",
-                 f"model.dropout={st['hidden_dropout_prob']}",
-                 f"model.attn_dropout={st['attn_dropout_prob']}", f"model.n_heads={st['n_heads']}",
-                 f"train.batch_size={st['train_batch_size']}", f"train.lr={st['learning_rate']}",
-                 f"train.epochs={max_epochs}", "train.patience=none", "train.progress=false",
-                 f"train.seed={st['seed']}", *extra]
+    overrides = [
+        f"model.max_len={st['MAX_ITEM_LIST_LENGTH']}",
+        f"model.dropout={st['hidden_dropout_prob']}",
+        f"model.attn_dropout={st['attn_dropout_prob']}",
+        f"model.n_heads={st['n_heads']}",
+        f"train.batch_size={st['train_batch_size']}",
+        f"train.lr={st['learning_rate']}",
+        f"train.epochs={max_epochs}",
+        "train.patience=none",
+        "train.progress=false",
+        f"train.seed={st['seed']}",
+        *extra,
+    ]
     path = results / f"peer-recbole-{data}.json"
     ours = {}  # runs of earlier invocations against the same RecBole run are kept
     if path.is_file() and json.loads(path.read_text())["recbole"]["best_valid_ndcg@10"] == target:
@@ -149,8 +206,12 @@ def compare(data: str, out: Path, results: Path, objectives: list[str], max_epoc
             run.setdefault("overrides", [])
             run.setdefault("max_epochs", len(run["train_seconds_per_epoch"]))
     for objective in objectives:
-        config = load_config("sasrec", data, config_file=preset_path("sasrec", "ml-1m"),
-                             overrides=[*overrides, f"train.objective={objective}"])
+        config = load_config(
+            "sasrec",
+            data,
+            config_file=preset_path("sasrec", "ml-1m"),
+            overrides=[*overrides, f"train.objective={objective}"],
+        )
         trainer = Trainer(config, dataset=dataset, device="cpu", progress=False, verbose=False)
         clock = {"train": 0.0, "mark": 0.0, "epochs": [], "valid": [], "reached": None}
 
@@ -172,19 +233,37 @@ def compare(data: str, out: Path, results: Path, objectives: list[str], max_epoc
         clock["mark"] = time.perf_counter()
         result = trainer.fit()
         key = objective + "".join(f", {o}" for o in extra)
-        ours[key] = {"objective": objective, "overrides": list(extra), "max_epochs": max_epochs,
-                     "train_seconds_per_epoch": clock["epochs"],
-                           "valid_ndcg@10_per_epoch": clock["valid"], "reached": clock["reached"],
-                           "test": result["test"]}
-        print(f"ssmlab sasrec ({objective}): epochs {clock['epochs']}, valid N@10 "
-              f"{clock['valid']}, reached {clock['reached']}", flush=True)
-    report = {"benchmark": "peer-recbole", "data": data, "machine": machine_info("cpu"),
-              "torch_threads": torch.get_num_threads(), "load_avg_end": list(os.getloadavg()),
-              "recbole": {"train_seconds_per_epoch": peer["train_seconds_per_epoch"],
-                          "valid_ndcg@10_per_epoch": curve, "best_epoch": best + 1,
-                          "best_valid_ndcg@10": target, "train_seconds_to_best": peer_time,
-                          "test": peer["test"], "settings": st},
-                          "ssmlab": ours}
+        ours[key] = {
+            "objective": objective,
+            "overrides": list(extra),
+            "max_epochs": max_epochs,
+            "train_seconds_per_epoch": clock["epochs"],
+            "valid_ndcg@10_per_epoch": clock["valid"],
+            "reached": clock["reached"],
+            "test": result["test"],
+        }
+        print(
+            f"ssmlab sasrec ({objective}): epochs {clock['epochs']}, valid N@10 "
+            f"{clock['valid']}, reached {clock['reached']}",
+            flush=True,
+        )
+    report = {
+        "benchmark": "peer-recbole",
+        "data": data,
+        "machine": machine_info("cpu"),
+        "torch_threads": torch.get_num_threads(),
+        "load_avg_end": list(os.getloadavg()),
+        "recbole": {
+            "train_seconds_per_epoch": peer["train_seconds_per_epoch"],
+            "valid_ndcg@10_per_epoch": curve,
+            "best_epoch": best + 1,
+            "best_valid_ndcg@10": target,
+            "train_seconds_to_best": peer_time,
+            "test": peer["test"],
+            "settings": st,
+        },
+        "ssmlab": ours,
+    }
     results.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1) + "\n")
     (results / f"peer-recbole-{data}.md").write_text(peer_markdown(report))
@@ -195,39 +274,53 @@ def compare(data: str, out: Path, results: Path, objectives: list[str], max_epoc
 def peer_markdown(r: dict) -> str:
     """The comparison table: per-epoch time, N@10, time to RecBole's best valid N@10."""
     m, rb = r["machine"], r["recbole"]
-    mean = (lambda xs: sum(xs) / len(xs))
-    lines = [f"# Peer comparison: RecBole 1.2.1 SASRec vs ssmlab SASRec ({r['data']})", "",
-             f"{m['date']} · {m['cpu']} · {m['cores']} cores · torch {m['torch']} "
-             f"({r['torch_threads']} threads) · written by `benchmarks/peer_recbole.sh` "
-             "(RecBole side) and `benchmarks/peer_recbole.py compare` (ssmlab side).", "",
-             "Same processed data and leave-one-out split (exported from ssmlab), same settings: "
-             "max_len 50, d = 64, 2 layers, 8 heads, inner 256, batch 2048, Adam 1e-3, CE over "
-             "all items, full ranking. Training seconds exclude evaluation on both sides. "
-             f"RecBole ran {len(rb['train_seconds_per_epoch'])} epoch(s); its best valid "
-             f"NDCG@10 ({rb['best_valid_ndcg@10']:.4f}, epoch {rb['best_epoch']}) is the target.",
-             "", "| run | s / epoch (mean) | epochs | valid N@10 per epoch | training s to "
-             "target | speed-up to target | test N@10 (end) |",
-             "| --- | ---: | ---: | --- | ---: | ---: | ---: |"]
-    lines.append(f"| RecBole SASRec (prefix rows) | {mean(rb['train_seconds_per_epoch']):.1f} | "
-                 f"{len(rb['train_seconds_per_epoch'])} | "
-                 f"{', '.join(f'{v:.4f}' for v in rb['valid_ndcg@10_per_epoch'])} | "
-                 f"{rb['train_seconds_to_best']:.1f} | 1x | {rb['test']['ndcg@10']:.4f} |")
+    mean = lambda xs: sum(xs) / len(xs)
+    lines = [
+        f"# Peer comparison: RecBole 1.2.1 SASRec vs ssmlab SASRec ({r['data']})",
+        "",
+        f"{m['date']} · {m['cpu']} · {m['cores']} cores · torch {m['torch']} "
+        f"({r['torch_threads']} threads) · written by `benchmarks/peer_recbole.sh` "
+        "(RecBole side) and `benchmarks/peer_recbole.py compare` (ssmlab side).",
+        "",
+        "Same processed data and leave-one-out split (exported from ssmlab), same settings: "
+        "max_len 50, d = 64, 2 layers, 8 heads, inner 256, batch 2048, Adam 1e-3, CE over "
+        "all items, full ranking. Training seconds exclude evaluation on both sides. "
+        f"RecBole ran {len(rb['train_seconds_per_epoch'])} epoch(s); its best valid "
+        f"NDCG@10 ({rb['best_valid_ndcg@10']:.4f}, epoch {rb['best_epoch']}) is the target.",
+        "",
+        "| run | s / epoch (mean) | epochs | valid N@10 per epoch | training s to "
+        "target | speed-up to target | test N@10 (end) |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: |",
+    ]
+    lines.append(
+        f"| RecBole SASRec (prefix rows) | {mean(rb['train_seconds_per_epoch']):.1f} | "
+        f"{len(rb['train_seconds_per_epoch'])} | "
+        f"{', '.join(f'{v:.4f}' for v in rb['valid_ndcg@10_per_epoch'])} | "
+        f"{rb['train_seconds_to_best']:.1f} | 1x | {rb['test']['ndcg@10']:.4f} |"
+    )
     for o in r["ssmlab"].values():
         objective = o["objective"]
         reached = o["reached"]
-        to = (f"{reached['train_seconds']:.1f}" if reached
-              else f"not within {o['max_epochs']} epochs")
+        to = (
+            f"{reached['train_seconds']:.1f}" if reached else f"not within {o['max_epochs']} epochs"
+        )
         speed = f"{rb['train_seconds_to_best'] / reached['train_seconds']:.1f}x" if reached else "–"
         label = "prefix rows, as RecBole" if objective == "last" else "all positions"
         if o["overrides"]:
             label += "; " + ", ".join(o["overrides"])
-        lines.append(f"| ssmlab SASRec (`{objective}`: {label}) | "
-                     f"{mean(o['train_seconds_per_epoch']):.1f} | "
-                     f"{len(o['train_seconds_per_epoch'])} | "
-                     f"{', '.join(f'{v:.4f}' for v in o['valid_ndcg@10_per_epoch'])} | {to} | "
-                     f"{speed} | {o['test']['ndcg@10']:.4f} |")
-    lines += ["", "The ssmlab runs stop at the first epoch whose valid NDCG@10 reaches the target; "
-              "their test N@10 is that of the best valid epoch so far.", ""]
+        lines.append(
+            f"| ssmlab SASRec (`{objective}`: {label}) | "
+            f"{mean(o['train_seconds_per_epoch']):.1f} | "
+            f"{len(o['train_seconds_per_epoch'])} | "
+            f"{', '.join(f'{v:.4f}' for v in o['valid_ndcg@10_per_epoch'])} | {to} | "
+            f"{speed} | {o['test']['ndcg@10']:.4f} |"
+        )
+    lines += [
+        "",
+        "The ssmlab runs stop at the first epoch whose valid NDCG@10 reaches the target; "
+        "their test N@10 is that of the best valid epoch so far.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -244,16 +337,26 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--objectives", default="last,all", help="compare: ssmlab objectives")
     p.add_argument("--max-epochs", type=int, default=20, help="compare: cap on ssmlab epochs")
     p.add_argument("--results", default=str(Path(__file__).resolve().parent / "results"))
-    p.add_argument("--set", action="append", default=[],
-                   help="compare: ssmlab override on top of RecBole's settings, e.g. "
-                        "train.batch_size=128 (recorded in the report)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="compare: ssmlab override on top of RecBole's settings, e.g. "
+        "train.batch_size=128 (recorded in the report)",
+    )
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
     if args.step == "export":
         export(args.data, out)
     elif args.step == "compare":
-        compare(args.data, out, Path(args.results), args.objectives.split(","), args.max_epochs,
-                tuple(args.set))
+        compare(
+            args.data,
+            out,
+            Path(args.results),
+            args.objectives.split(","),
+            args.max_epochs,
+            tuple(args.set),
+        )
     else:
         run(args.data, out, args.epochs, args.dropout, args.device, args.n_heads, args.max_len)
 

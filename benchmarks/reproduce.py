@@ -38,13 +38,25 @@ from ssmlab.train.efficiency import git_info
 
 HERE = Path(__file__).resolve().parent
 
-TABLE3_MODELS = ("caser", "gru4rec", "sasrec", "bert4rec", "tisasrec", "lrurec", "mamba4rec",
-                 "ssd4rec", "ssd4rec_star", "tim4rec")
+TABLE3_MODELS = (
+    "caser",
+    "gru4rec",
+    "sasrec",
+    "bert4rec",
+    "tisasrec",
+    "lrurec",
+    "mamba4rec",
+    "ssd4rec",
+    "ssd4rec_star",
+    "tim4rec",
+)
 ALL_MODELS = (*TABLE3_MODELS, "ss4rec")
 # TiM4Rec §4.1.4: dropout 0.4 on Amazon, 0.2 on ML-1M / KuaiRand; max_len 200 ML-1M, 50 others.
-PAPER_DATA_SETTINGS = {"ml-1m": {"dropout": 0.2, "max_len": 200},
-                       "amazon-beauty": {"dropout": 0.4, "max_len": 50},
-                       "kuairand": {"dropout": 0.2, "max_len": 50}}
+PAPER_DATA_SETTINGS = {
+    "ml-1m": {"dropout": 0.2, "max_len": 200},
+    "amazon-beauty": {"dropout": 0.4, "max_len": 50},
+    "kuairand": {"dropout": 0.2, "max_len": 50},
+}
 FALLBACK_PRESET_DATA = "ml-1m"  # every model has an ML-1M preset
 FALLBACK_DATASETS = (*PAPER_DATA_SETTINGS, "ml-100k")  # MovieLens-100K: ML-1M settings as they are
 METRIC_KEYS = [f"{kind}@{k}" for kind in ("hr", "ndcg", "mrr") for k in (10, 20, 50)]
@@ -54,8 +66,17 @@ METRIC_KEYS = [f"{kind}@{k}" for kind in ("hr", "ndcg", "mrr") for k in (10, 20,
 # Mamba4Rec, SSD4Rec*, TiM4Rec; rows R@10, R@20, R@50, N@10, N@20, N@50, M@10, M@20, M@50
 # (R = Recall = our hr). "SSD4Rec*" is the authors' unidirectional, unpacked SSD4Rec = our
 # ssd4rec_star; the table has no line for the original SSD4Rec (bidirectional, packed) nor SS4Rec.
-_TABLE3_COLUMNS = ("caser", "gru4rec", "sasrec", "bert4rec", "tisasrec", "lrurec", "mamba4rec",
-                   "ssd4rec_star", "tim4rec")
+_TABLE3_COLUMNS = (
+    "caser",
+    "gru4rec",
+    "sasrec",
+    "bert4rec",
+    "tisasrec",
+    "lrurec",
+    "mamba4rec",
+    "ssd4rec_star",
+    "tim4rec",
+)
 _TABLE3_ROWS = {
     "ml-1m": {
         "hr@10": (0.2156, 0.2985, 0.3060, 0.2800, 0.3147, 0.3002, 0.3253, 0.3199, 0.3310),
@@ -66,7 +87,8 @@ _TABLE3_ROWS = {
         "ndcg@50": (0.1675, 0.2232, 0.2285, 0.2154, 0.2376, 0.2268, 0.2436, 0.2384, 0.2477),
         "mrr@10": (0.0853, 0.1307, 0.1357, 0.1214, 0.1424, 0.1337, 0.1474, 0.1425, 0.1512),
         "mrr@20": (0.0917, 0.1373, 0.1425, 0.1288, 0.1498, 0.1407, 0.1551, 0.1498, 0.1584),
-        "mrr@50": (0.0963, 0.1420, 0.1471, 0.1337, 0.1542, 0.1452, 0.1593, 0.1542, 0.1629)},
+        "mrr@50": (0.0963, 0.1420, 0.1471, 0.1337, 0.1542, 0.1452, 0.1593, 0.1542, 0.1629),
+    },
     "amazon-beauty": {
         "hr@10": (0.0402, 0.0563, 0.0851, 0.0352, 0.0802, 0.0840, 0.0838, 0.0806, 0.0854),
         "hr@20": (0.0618, 0.0856, 0.1194, 0.0563, 0.1147, 0.1191, 0.1185, 0.1146, 0.1204),
@@ -76,7 +98,8 @@ _TABLE3_ROWS = {
         "ndcg@50": (0.0346, 0.0473, 0.0623, 0.0311, 0.0605, 0.0640, 0.0644, 0.0620, 0.0651),
         "mrr@10": (0.0138, 0.0217, 0.0294, 0.0117, 0.0282, 0.0300, 0.0311, 0.0306, 0.0321),
         "mrr@20": (0.0153, 0.0237, 0.0317, 0.0132, 0.0306, 0.0326, 0.0335, 0.0329, 0.0345),
-        "mrr@50": (0.0167, 0.0253, 0.0335, 0.0145, 0.0325, 0.0345, 0.0354, 0.0347, 0.0363)},
+        "mrr@50": (0.0167, 0.0253, 0.0335, 0.0145, 0.0325, 0.0345, 0.0354, 0.0347, 0.0363),
+    },
     "kuairand": {
         "hr@10": (0.0801, 0.1020, 0.1055, 0.0938, 0.1057, 0.1036, 0.1094, 0.1055, 0.1109),
         "hr@20": (0.1344, 0.1659, 0.1704, 0.1537, 0.1710, 0.1663, 0.1768, 0.1717, 0.1774),
@@ -86,11 +109,16 @@ _TABLE3_ROWS = {
         "ndcg@50": (0.0770, 0.0911, 0.1016, 0.0923, 0.1019, 0.1005, 0.1050, 0.1024, 0.1060),
         "mrr@10": (0.0273, 0.0428, 0.0443, 0.0382, 0.0450, 0.0431, 0.0461, 0.0449, 0.0463),
         "mrr@20": (0.0310, 0.0471, 0.0487, 0.0422, 0.0494, 0.0473, 0.0508, 0.0494, 0.0508),
-        "mrr@50": (0.0347, 0.0513, 0.0529, 0.0464, 0.0536, 0.0517, 0.0552, 0.0536, 0.0552)},
+        "mrr@50": (0.0347, 0.0513, 0.0529, 0.0464, 0.0536, 0.0517, 0.0552, 0.0536, 0.0552),
+    },
 }
-PAPER_TABLE3 = {data: {model: {metric: row[i] for metric, row in rows.items()}
-                       for i, model in enumerate(_TABLE3_COLUMNS)}
-                for data, rows in _TABLE3_ROWS.items()}
+PAPER_TABLE3 = {
+    data: {
+        model: {metric: row[i] for metric, row in rows.items()}
+        for i, model in enumerate(_TABLE3_COLUMNS)
+    }
+    for data, rows in _TABLE3_ROWS.items()
+}
 
 
 class BudgetReached(Exception):
@@ -122,8 +150,9 @@ def subsample_users(split: Split, n_users: int | None, seed: int) -> Split:
         raise ValueError(f"eval users must be >= 1, got {n_users}")
     idx = np.sort(np.random.default_rng(seed).choice(len(split), n_users, replace=False))
     starts, lengths = split.offsets[idx], split.lengths[idx]
-    index = np.repeat(starts, lengths) + (np.arange(lengths.sum())
-                                         - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    index = np.repeat(starts, lengths) + (
+        np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    )
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     return Split(offsets, split.items[index], split.times[index], split.n_items)
 
@@ -135,8 +164,9 @@ def run_one(model: str, dataset, args, seed: int) -> dict:
         overrides.append(f"train.epochs={args.epochs}")
     overrides += args.set
     config, source = experiment_config(model, args.data, overrides)
-    trainer = Trainer(config, dataset=dataset, device=args.device, progress=False,
-                      verbose=not args.quiet)
+    trainer = Trainer(
+        config, dataset=dataset, device=args.device, progress=False, verbose=not args.quiet
+    )
     trainer.split = subsample_users(trainer.split, args.eval_users, seed)
     budget = None if args.time_budget_min is None else 60.0 * args.time_budget_min
     clock = {"train": 0.0, "mark": time.perf_counter()}
@@ -165,15 +195,26 @@ def run_one(model: str, dataset, args, seed: int) -> dict:
     if config.train.steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.train.steps_per_epoch)
     record = {k: result["test"].get(k) for k in METRIC_KEYS}
-    record.update({
-        "epochs": round(trainer.step / steps_per_epoch, 3), "steps": trainer.step,
-        "steps_per_epoch": steps_per_epoch, "best_epoch": trainer.best["epoch"],
-        "train_seconds": round(clock["train"], 1),
-        "total_seconds": round(time.perf_counter() - start, 1), "seed": seed,
-        "converged": bool(trainer.stopped), "capped": capped,
-        "eval_users": len(trainer.split), "objective": config.train.objective,
-        "batch_size": config.train.batch_size, "max_len": config.max_len,
-        "config_source": source, "command": args.command, "valid": result["valid"]})
+    record.update(
+        {
+            "epochs": round(trainer.step / steps_per_epoch, 3),
+            "steps": trainer.step,
+            "steps_per_epoch": steps_per_epoch,
+            "best_epoch": trainer.best["epoch"],
+            "train_seconds": round(clock["train"], 1),
+            "total_seconds": round(time.perf_counter() - start, 1),
+            "seed": seed,
+            "converged": bool(trainer.stopped),
+            "capped": capped,
+            "eval_users": len(trainer.split),
+            "objective": config.train.objective,
+            "batch_size": config.train.batch_size,
+            "max_len": config.max_len,
+            "config_source": source,
+            "command": args.command,
+            "valid": result["valid"],
+        }
+    )
     return record
 
 
@@ -185,8 +226,13 @@ def average_runs(runs: list[dict]) -> dict:
     for key in METRIC_KEYS + ["epochs", "train_seconds", "total_seconds"]:
         values = [r[key] for r in runs if r.get(key) is not None]
         out[key] = float(np.mean(values)) if values else None
-    out.update({"seed": [r["seed"] for r in runs], "converged": all(r["converged"] for r in runs),
-                "runs": runs})
+    out.update(
+        {
+            "seed": [r["seed"] for r in runs],
+            "converged": all(r["converged"] for r in runs),
+            "runs": runs,
+        }
+    )
     return out
 
 
@@ -195,10 +241,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", default="amazon-beauty", help="dataset registry name")
     p.add_argument("--models", default="all", help="'all' or comma-separated registry names")
     p.add_argument("--epochs", type=int, default=None, help="cap on epochs (default: the preset's)")
-    p.add_argument("--time-budget-min", type=float, default=None,
-                   help="cap on training minutes per model and seed (evaluation not counted)")
-    p.add_argument("--eval-users", type=int, default=None,
-                   help="evaluate on a fixed random sample of N users (default: all)")
+    p.add_argument(
+        "--time-budget-min",
+        type=float,
+        default=None,
+        help="cap on training minutes per model and seed (evaluation not counted)",
+    )
+    p.add_argument(
+        "--eval-users",
+        type=int,
+        default=None,
+        help="evaluate on a fixed random sample of N users (default: all)",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -207,11 +261,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=str(HERE / "results"), help="results folder")
     p.add_argument("--note", default=None, help="free text stored with this dataset's results")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
-    p.add_argument("--render-only", action="store_true",
-                   help="only rewrite reproduction.md from the existing reproduction.json")
+    p.add_argument(
+        "--render-only",
+        action="store_true",
+        help="only rewrite reproduction.md from the existing reproduction.json",
+    )
     args = p.parse_args(argv)
-    args.models = list(ALL_MODELS) if args.models == "all" else [
-        m.strip().lower() for m in args.models.split(",") if m.strip()]
+    args.models = (
+        list(ALL_MODELS)
+        if args.models == "all"
+        else [m.strip().lower() for m in args.models.split(",") if m.strip()]
+    )
     try:
         args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
@@ -239,11 +299,17 @@ def main(argv: list[str] | None = None) -> dict:
         record.setdefault("command", earlier)
     machine = {**machine_info(device), **git_info(), "load_avg_start": list(os.getloadavg())}
     args.command = shlex.join(["python", "benchmarks/reproduce.py", *(argv or [])])
-    settings = {"command": args.command,
-                "epochs_cap": args.epochs, "time_budget_min": args.time_budget_min,
-                "eval_users": args.eval_users, "device": device, "seeds": args.seeds,
-                "overrides": args.set, "machine": machine,
-                "note": args.note or results.get("settings", {}).get(args.data, {}).get("note")}
+    settings = {
+        "command": args.command,
+        "epochs_cap": args.epochs,
+        "time_budget_min": args.time_budget_min,
+        "eval_users": args.eval_users,
+        "device": device,
+        "seeds": args.seeds,
+        "overrides": args.set,
+        "machine": machine,
+        "note": args.note or results.get("settings", {}).get(args.data, {}).get("note"),
+    }
     results.setdefault("settings", {})[args.data] = settings
     results["machine"] = settings["machine"]["device_name"]
     for model in args.models:
@@ -252,8 +318,11 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"== {args.data} {model} seed {seed}", flush=True)
             runs.append(run_one(model, dataset, args, seed))
             r = runs[-1]
-            print(f"   test ndcg@10 {r['ndcg@10']:.4f} hr@10 {r['hr@10']:.4f} "
-                  f"({r['epochs']} epochs, {r['train_seconds']} s)", flush=True)
+            print(
+                f"   test ndcg@10 {r['ndcg@10']:.4f} hr@10 {r['hr@10']:.4f} "
+                f"({r['epochs']} epochs, {r['train_seconds']} s)",
+                flush=True,
+            )
         section[model] = average_runs(runs)
         results["notes"] = NOTES
         machine["load_avg_end"] = list(os.getloadavg())
@@ -265,10 +334,12 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
-NOTES = ("Metrics are test-set full-ranking hr@K (= Recall@K for one target), ndcg@K, mrr@K of the "
-         "best-valid-NDCG@10 weights. 'converged' is true only when early stopping ended the run; "
-         "'capped' says what cut it short ('epochs' or 'time'). Paper numbers: TiM4Rec Table 3 "
-         "(PAPER_TABLE3 in benchmarks/reproduce.py).")
+NOTES = (
+    "Metrics are test-set full-ranking hr@K (= Recall@K for one target), ndcg@K, mrr@K of the "
+    "best-valid-NDCG@10 weights. 'converged' is true only when early stopping ended the run; "
+    "'capped' says what cut it short ('epochs' or 'time'). Paper numbers: TiM4Rec Table 3 "
+    "(PAPER_TABLE3 in benchmarks/reproduce.py)."
+)
 
 SHORT = {"hr": "R", "ndcg": "N", "mrr": "M"}
 
@@ -293,54 +364,98 @@ def _gap(ours, paper) -> str:
 def markdown(results: dict) -> str:
     """The report: per dataset our table, the paper's with relative gaps, and a ranking."""
     datasets = [k for k in results if k not in ("machine", "notes", "settings")]
-    lines = ["# Reproduction of TiM4Rec Table 3", "",
-             ("Test-set full ranking (leave-one-out; R@K = HR@K = Recall@K for one target, N = "
-              "NDCG, M = MRR) of the weights with the best valid NDCG@10. Paper numbers: "
-              "[TiM4Rec Table 3] (ML-1M, Amazon-Beauty, KuaiRand; 64 d, 2 layers)."), ""]
+    lines = [
+        "# Reproduction of TiM4Rec Table 3",
+        "",
+        (
+            "Test-set full ranking (leave-one-out; R@K = HR@K = Recall@K for one target, N = "
+            "NDCG, M = MRR) of the weights with the best valid NDCG@10. Paper numbers: "
+            "[TiM4Rec Table 3] (ML-1M, Amazon-Beauty, KuaiRand; 64 d, 2 layers)."
+        ),
+        "",
+    ]
     for data in datasets:
         models = results[data]
         s = results.get("settings", {}).get(data, {})
         m = s.get("machine", {})
         capped = [k for k, r in models.items() if not r.get("converged")]
-        lines += [f"## {data}", "",
-                  (f"Command: `{s.get('command', '?')}` · device {m.get('device_name', '?')} · "
-                   f"{m.get('cores', '?')} cores · torch {m.get('torch', '?')} · "
-                   f"{m.get('date', '?')} · git {str(m.get('git_commit'))[:12]}"
-                   f"{' (uncommitted changes)' if m.get('git_dirty') else ''} · load average "
-                   f"{_load(m.get('load_avg_start'))} at start, {_load(m.get('load_avg_end'))} "
-                   "at end"), ""]
+        lines += [
+            f"## {data}",
+            "",
+            (
+                f"Command: `{s.get('command', '?')}` · device {m.get('device_name', '?')} · "
+                f"{m.get('cores', '?')} cores · torch {m.get('torch', '?')} · "
+                f"{m.get('date', '?')} · git {str(m.get('git_commit'))[:12]}"
+                f"{' (uncommitted changes)' if m.get('git_dirty') else ''} · load average "
+                f"{_load(m.get('load_avg_start'))} at start, {_load(m.get('load_avg_end'))} "
+                "at end"
+            ),
+            "",
+        ]
         if capped:
-            which = ", ".join(f"{k} ({models[k].get('capped')} cap, {models[k].get('epochs')} "
-                              "epochs)" for k in capped)
-            lines += [(f"**Capped, not converged**: {which}. Their numbers are snapshots of "
-                       "unfinished training, not a verdict on the implementation. Full runs: "
-                       f"`python benchmarks/reproduce.py --data {data} --device cuda` (preset "
-                       "epochs and early stopping, all users)."), ""]
+            which = ", ".join(
+                f"{k} ({models[k].get('capped')} cap, {models[k].get('epochs')} epochs)"
+                for k in capped
+            )
+            lines += [
+                (
+                    f"**Capped, not converged**: {which}. Their numbers are snapshots of "
+                    "unfinished training, not a verdict on the implementation. Full runs: "
+                    f"`python benchmarks/reproduce.py --data {data} --device cuda` (preset "
+                    "epochs and early stopping, all users)."
+                ),
+                "",
+            ]
         if s.get("note"):
             lines += [s["note"], ""]
         commands = {r["command"] for r in models.values() if r.get("command")} - {s.get("command")}
         if commands:  # models of this dataset written by earlier invocations
-            lines += ["Other models of this table were written by:", "",
-                      *[f"- `{c}`: " + ", ".join(n for n, r in models.items()
-                                                 if r.get("command") == c) for c in sorted(commands)],
-                      ""]
+            lines += [
+                "Other models of this table were written by:",
+                "",
+                *[
+                    f"- `{c}`: " + ", ".join(n for n, r in models.items() if r.get("command") == c)
+                    for c in sorted(commands)
+                ],
+                "",
+            ]
         head = "| model | " + " | ".join(_short(k) for k in METRIC_KEYS)
-        lines += ["### Ours", "", head + " | epochs | train s | stopped by |",
-                  "| --- |" + " ---: |" * (len(METRIC_KEYS) + 2) + " --- |"]
+        lines += [
+            "### Ours",
+            "",
+            head + " | epochs | train s | stopped by |",
+            "| --- |" + " ---: |" * (len(METRIC_KEYS) + 2) + " --- |",
+        ]
         for name, r in models.items():
             stop = "early stop" if r.get("converged") else f"{r.get('capped')} cap"
-            lines.append(f"| {name} | " + " | ".join(_fmt(r.get(k)) for k in METRIC_KEYS)
-                         + f" | {r.get('epochs')} | {r.get('train_seconds')} | {stop} |")
+            lines.append(
+                f"| {name} | "
+                + " | ".join(_fmt(r.get(k)) for k in METRIC_KEYS)
+                + f" | {r.get('epochs')} | {r.get('train_seconds')} | {stop} |"
+            )
         paper = PAPER_TABLE3.get(data)
         if paper:
-            lines += ["", "### Paper (TiM4Rec Table 3) and relative gap (ours − paper) / paper",
-                      "", head + " |", "| --- |" + " ---: |" * len(METRIC_KEYS)]
-            for name in [n for n in _TABLE3_COLUMNS if n in models] + \
-                        [n for n in models if n not in _TABLE3_COLUMNS]:
+            lines += [
+                "",
+                "### Paper (TiM4Rec Table 3) and relative gap (ours − paper) / paper",
+                "",
+                head + " |",
+                "| --- |" + " ---: |" * len(METRIC_KEYS),
+            ]
+            for name in [n for n in _TABLE3_COLUMNS if n in models] + [
+                n for n in models if n not in _TABLE3_COLUMNS
+            ]:
                 ref = paper.get(name)
-                cells = ["no paper number" if ref is None else
-                         f"{ref[k]:.4f} ({_gap(models[name].get(k), ref[k])})"
-                         for k in METRIC_KEYS] if ref else ["–"] * len(METRIC_KEYS)
+                cells = (
+                    [
+                        "no paper number"
+                        if ref is None
+                        else f"{ref[k]:.4f} ({_gap(models[name].get(k), ref[k])})"
+                        for k in METRIC_KEYS
+                    ]
+                    if ref
+                    else ["–"] * len(METRIC_KEYS)
+                )
                 label = name + ("" if ref else " (not in Table 3)")
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
         order = sorted(models, key=lambda n: -(models[n].get("ndcg@10") or 0))

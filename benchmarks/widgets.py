@@ -100,7 +100,8 @@ def apps(n: int):
         (  # the model is asked once at build time; a slider move only redraws (scores stand in)
             "query_time (05)",
             lambda: widgets_training.query_time_app(
-                lambda gaps: rng.normal(size=(len(gaps), 41)), highlight=range(31, 41)),
+                lambda gaps: rng.normal(size=(len(gaps), 41)), highlight=range(31, 41)
+            ),
             "gap",
             cycle(list(widgets_training.gap_grid())),
         ),

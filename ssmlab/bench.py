@@ -69,13 +69,27 @@ def make_case(name: str, seqlen: int, device: str, seed: int = 0):
         B = (V.conj().T @ torch.randn(n, d, generator=g).cfloat()).to(device)  # (n d)
         C = randn(d, n, scale=n**-0.5).cfloat() @ V.to(device)  # (d n)
         dt = torch.rand(b, l, generator=g).to(device)  # (b l) gaps
-        inputs = {"u": randn(b, l, d), "dt": dt, "Lambda": Lambda.to(device), "B": B, "C": C,
-                  "D": randn(d)}
+        inputs = {
+            "u": randn(b, l, d),
+            "dt": dt,
+            "Lambda": Lambda.to(device),
+            "B": B,
+            "C": C,
+            "D": randn(d),
+        }
         return ssm.s5_scan, inputs
     if name == "selective_scan":
         A = -torch.rand(d, n, generator=g).to(device)  # (d n)
-        inputs = {"u": randn(b, d, l), "delta": randn(b, d, l), "A": A, "B": randn(b, n, l),
-                  "C": randn(b, n, l), "D": randn(d), "z": randn(b, d, l), "delta_bias": randn(d)}
+        inputs = {
+            "u": randn(b, d, l),
+            "delta": randn(b, d, l),
+            "A": A,
+            "B": randn(b, n, l),
+            "C": randn(b, n, l),
+            "D": randn(d),
+            "z": randn(b, d, l),
+            "delta_bias": randn(d),
+        }
         return (lambda **kw: ssm.selective_scan(**kw, delta_softplus=True)), inputs
     raise ValueError(f"unknown kernel {name!r}: expected one of {KERNELS}")
 
@@ -231,9 +245,14 @@ def run_kernels(lengths, repeats, device, budget_s, max_mem_mb, methods=KERNELS,
             fn, inputs = make_case(name, seqlen, device)
             fwd, mem_fwd = measure(fn, inputs, n_rep, False, device)
             both, mem_both = measure(fn, inputs, n_rep, True, device)
-            rec.update(fwd_s=statistics.median(fwd), fwdbwd_s=statistics.median(both),
-                       fwd_times=fwd, fwdbwd_times=both,
-                       peak_mb_fwd=mem_fwd, peak_mb_fwdbwd=mem_both)
+            rec.update(
+                fwd_s=statistics.median(fwd),
+                fwdbwd_s=statistics.median(both),
+                fwd_times=fwd,
+                fwdbwd_times=both,
+                peak_mb_fwd=mem_fwd,
+                peak_mb_fwdbwd=mem_both,
+            )
             records.append(rec)
             last = (seqlen, rec["fwdbwd_s"], max(mem_fwd, mem_both, 1.0))
             log(
@@ -300,9 +319,11 @@ def to_markdown(report: dict) -> str:
     methods = list(dict.fromkeys(r["method"] for r in report["results"]))
     lengths = sorted({r["seqlen"] for r in report["results"]})
     by = {(r["method"], r["seqlen"]): r for r in report["results"]}
-    tables = (("Forward time (ms)", "fwd_s", 1e3, 2),
-              ("Forward + backward time (ms)", "fwdbwd_s", 1e3, 2),
-              ("Peak memory, forward + backward (MB)", "peak_mb_fwdbwd", 1, 1))
+    tables = (
+        ("Forward time (ms)", "fwd_s", 1e3, 2),
+        ("Forward + backward time (ms)", "fwdbwd_s", 1e3, 2),
+        ("Peak memory, forward + backward (MB)", "peak_mb_fwdbwd", 1, 1),
+    )
     for title, key, scale, digits in tables:
         head = "| L | " + " | ".join(methods) + " |"
         lines += [f"## {title}", "", head, "| ---: |" + " ---: |" * len(methods)]
@@ -322,8 +343,12 @@ def to_markdown(report: dict) -> str:
             + "; ".join(f"{r['method']} at L={r['seqlen']} ({r['skipped']})" for r in skips),
             "",
         ]
-    lines += ["## Growth exponents (forward time ~ L^k, log-log fit over L >= 512)", "",
-              "| method | k |", "| --- | ---: |"]
+    lines += [
+        "## Growth exponents (forward time ~ L^k, log-log fit over L >= 512)",
+        "",
+        "| method | k |",
+        "| --- | ---: |",
+    ]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in report["summary"]["exponents"].items()]
     lines += ["", "## Targets", "", "| target | value | met |", "| --- | ---: | :---: |"]
     for t in report["summary"]["targets"]:
@@ -334,8 +359,9 @@ def to_markdown(report: dict) -> str:
 
 
 def kernels_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="ssmlab bench kernels",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="ssmlab bench kernels", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--lengths", default=None, help="comma-separated, e.g. 64,512,4096")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help=f"lengths {QUICK_LENGTHS}, 3 repeats")
@@ -363,11 +389,17 @@ def kernels_main(argv: list[str]) -> int:
     machine["load_average_1m_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     report = {
         "machine": machine,
-        "settings": {"lengths": list(lengths), "repeats": repeats, "sizes": SIZES,
-                     "dtype": "float32",
-                     "budget_s": args.budget, "max_mem_mb": args.max_mem_mb,
-                     "memory_method": "growth of torch.cuda.max_memory_allocated" if cuda else
-                     "growth of peak RSS (malloc_trim, VmHWM reset by /proc/self/clear_refs)"},
+        "settings": {
+            "lengths": list(lengths),
+            "repeats": repeats,
+            "sizes": SIZES,
+            "dtype": "float32",
+            "budget_s": args.budget,
+            "max_mem_mb": args.max_mem_mb,
+            "memory_method": "growth of torch.cuda.max_memory_allocated"
+            if cuda
+            else "growth of peak RSS (malloc_trim, VmHWM reset by /proc/self/clear_refs)",
+        },
         "results": records,
     }
     report["summary"] = summarize(records)

@@ -45,12 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="tim4rec", help="registry name, e.g. tim4rec, sasrec")
     p.add_argument("--data", default="toy", help="dataset name, e.g. toy, ml-100k, amazon-beauty")
     p.add_argument("--config", default=None, help="YAML file with overrides")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="dotted override, e.g. --set train.epochs=5 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dotted override, e.g. --set train.epochs=5 (repeatable)",
+    )
     p.add_argument("--output", default=None, help="run folder: checkpoints, logs, metrics.json")
     p.add_argument("--data-dir", default=None, help="local raw-data folder (else SSMLAB_DATA_DIR)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    p.add_argument("--resume", action="store_true", help="resume from the run folder's last checkpoint")
+    p.add_argument(
+        "--resume", action="store_true", help="resume from the run folder's last checkpoint"
+    )
     p.set_defaults(func=_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on valid and test")

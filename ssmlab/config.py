@@ -49,8 +49,10 @@ QUICK_OBJECTIVE: dict[str, str] = {"toy": "all"}
 # rows on toy). Measured on a 2-core CPU: tim4rec ("last" only) 3 epochs in ~90 s, test HR@10
 # ~0.73 (time-blind ceiling 0.5); tisasrec ("all") ~30 s, HR@10 ~1.0.
 QUICK_TRAIN: dict[str, dict[str, dict[str, Any]]] = {
-    "toy": {"all": {"epochs": 30, "batch_size": 64, "patience": 5, "lr": 3e-3},
-            "last": {"epochs": 3, "batch_size": 256, "patience": 2, "lr": 6e-3}},
+    "toy": {
+        "all": {"epochs": 30, "batch_size": 64, "patience": 5, "lr": 3e-3},
+        "last": {"epochs": 3, "batch_size": 256, "patience": 2, "lr": 6e-3},
+    },
 }
 
 
@@ -99,13 +101,20 @@ class TrainConfig:
     find_unused_parameters: bool = False  # DDP option for models with branches unused by a loss
 
     def __post_init__(self):
-        positive = {"lr": self.lr, "batch_size": self.batch_size,
-                    "eval_batch_size": self.eval_batch_size, "eval_every": self.eval_every}
+        positive = {
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "eval_batch_size": self.eval_batch_size,
+            "eval_every": self.eval_every,
+        }
         for name, value in positive.items():
             if not value > 0:
                 raise ConfigError(f"train.{name} must be > 0, got {value}")
-        nonneg = {"weight_decay": self.weight_decay, "epochs": self.epochs,
-                  "log_every": self.log_every}
+        nonneg = {
+            "weight_decay": self.weight_decay,
+            "epochs": self.epochs,
+            "log_every": self.log_every,
+        }
         for name, value in nonneg.items():
             if not value >= 0:
                 raise ConfigError(f"train.{name} must be >= 0, got {value}")
@@ -118,8 +127,10 @@ class TrainConfig:
         self.ks = tuple(sorted(set(self.ks)))
         kind, _, k = self.metric.partition("@")
         if kind not in ("hr", "ndcg", "mrr") or not k.isdigit() or int(k) not in self.ks:
-            raise ConfigError(f"train.metric must be hr@K, ndcg@K or mrr@K with K in train.ks "
-                              f"{self.ks}, got {self.metric!r}")
+            raise ConfigError(
+                f"train.metric must be hr@K, ndcg@K or mrr@K with K in train.ks "
+                f"{self.ks}, got {self.metric!r}"
+            )
 
 
 @dataclass
@@ -134,19 +145,24 @@ class ExperimentConfig:
     def __post_init__(self):
         cls = get_model_class(self.model_name)  # KeyError listing the known models
         if not isinstance(self.model, cls.config_class):
-            raise ConfigError(f"model config for {self.model_name!r} must be a "
-                              f"{cls.config_class.__name__}, got {type(self.model).__name__}")
+            raise ConfigError(
+                f"model config for {self.model_name!r} must be a "
+                f"{cls.config_class.__name__}, got {type(self.model).__name__}"
+            )
         if self.data.max_len is not None and self.data.max_len > self.model.max_len:
-            raise ConfigError(f"data.max_len ({self.data.max_len}) exceeds model.max_len "
-                              f"({self.model.max_len})")
+            raise ConfigError(
+                f"data.max_len ({self.data.max_len}) exceeds model.max_len ({self.model.max_len})"
+            )
         objectives = model_objectives(self.model_name, self.model)
         if self.train.objective is None:
             first = (QUICK_OBJECTIVE.get(self.data.name), "last")
             preferred = [o for o in first if o in objectives]
             self.train.objective = preferred[0] if preferred else objectives[0]
         if self.train.objective not in objectives:
-            raise ConfigError(f"train.objective {self.train.objective!r} is not supported by "
-                              f"{self.model_name}; choose one of {objectives}")
+            raise ConfigError(
+                f"train.objective {self.train.objective!r} is not supported by "
+                f"{self.model_name}; choose one of {objectives}"
+            )
 
     @property
     def max_len(self) -> int:
@@ -155,8 +171,10 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dicts/lists/scalars only (YAML- and ``weights_only``-safe)."""
-        return {"model_name": self.model_name,
-                **{s: _plain(dataclasses.asdict(getattr(self, s))) for s in SECTIONS}}
+        return {
+            "model_name": self.model_name,
+            **{s: _plain(dataclasses.asdict(getattr(self, s))) for s in SECTIONS},
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
@@ -189,8 +207,11 @@ def model_objectives(model_name: str, model_config: ModelConfig) -> tuple[str, .
 
 def section_classes(model_name: str) -> dict[str, type]:
     """The dataclass behind each section for ``model_name``."""
-    return {"model": get_model_class(model_name).config_class, "data": DataConfig,
-            "train": TrainConfig}
+    return {
+        "model": get_model_class(model_name).config_class,
+        "data": DataConfig,
+        "train": TrainConfig,
+    }
 
 
 def preset_path(model_name: str, data_name: str) -> Path:
@@ -199,9 +220,13 @@ def preset_path(model_name: str, data_name: str) -> Path:
     return PRESET_DIR / f"{model_key}-{data_name.lower()}.yaml"
 
 
-def load_config(model_name: str, data_name: str = "toy", config_file: str | Path | None = None,
-                overrides: list[str] | tuple[str, ...] = (), preset: bool = True
-                ) -> ExperimentConfig:
+def load_config(
+    model_name: str,
+    data_name: str = "toy",
+    config_file: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    preset: bool = True,
+) -> ExperimentConfig:
     """Defaults <- quick toy defaults <- packaged preset <- ``config_file`` <- ``overrides``.
 
     ``overrides`` are ``"section.key=value"`` strings. ``preset=False`` skips the packaged file.
@@ -239,8 +264,10 @@ def build_config(model_name: str, layers: list[dict]) -> ExperimentConfig:
             hints = _field_types(classes[section])
             for key, value in values.items():
                 if key not in hints:
-                    raise ConfigError(f"unknown key '{section}.{key}'; valid {section} keys: "
-                                      f"{', '.join(sorted(hints))}")
+                    raise ConfigError(
+                        f"unknown key '{section}.{key}'; valid {section} keys: "
+                        f"{', '.join(sorted(hints))}"
+                    )
                 raw = value.raw if isinstance(value, _Raw) else None
                 value = value.value if isinstance(value, _Raw) else value
                 merged[section][key] = coerce(value, hints[key], f"{section}.{key}", raw)
@@ -281,8 +308,10 @@ def parse_overrides(overrides) -> dict[str, dict[str, Any]]:
         key, sep, text = item.partition("=")
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or not name:
-            raise ConfigError(f"override {item!r} must look like section.key=value with section "
-                              f"in {list(SECTIONS)}, e.g. train.epochs=5")
+            raise ConfigError(
+                f"override {item!r} must look like section.key=value with section "
+                f"in {list(SECTIONS)}, e.g. train.epochs=5"
+            )
         text = text.strip()
         out.setdefault(section, {})[name] = _Raw(parse_value(text), _unquote(text))
     return out
@@ -344,8 +373,9 @@ def coerce(value: Any, annotation: Any, key: str, raw: str | None = None) -> Any
                 continue
         elif option is Any or not isinstance(origin, type) or isinstance(value, origin):
             return value
-    raise ConfigError(f"{key} expects {_type_name(annotation)}, got {value!r} "
-                      f"({type(value).__name__})")
+    raise ConfigError(
+        f"{key} expects {_type_name(annotation)}, got {value!r} ({type(value).__name__})"
+    )
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -379,6 +409,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["QUICK_DEFAULTS", "QUICK_OBJECTIVE", "QUICK_TRAIN", "ConfigError", "DataConfig",
-           "ExperimentConfig", "TrainConfig", "build_config", "coerce", "load_config",
-           "model_objectives", "parse_overrides", "parse_value", "preset_path", "read_yaml"]
+__all__ = [
+    "QUICK_DEFAULTS",
+    "QUICK_OBJECTIVE",
+    "QUICK_TRAIN",
+    "ConfigError",
+    "DataConfig",
+    "ExperimentConfig",
+    "TrainConfig",
+    "build_config",
+    "coerce",
+    "load_config",
+    "model_objectives",
+    "parse_overrides",
+    "parse_value",
+    "preset_path",
+    "read_yaml",
+]

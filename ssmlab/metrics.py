@@ -24,8 +24,9 @@ import torch
 METRICS = ("hr", "ndcg", "mrr")
 
 
-def target_ranks(scores: torch.Tensor, target: torch.Tensor,
-                 exclude: torch.Tensor | None = None) -> torch.Tensor:
+def target_ranks(
+    scores: torch.Tensor, target: torch.Tensor, exclude: torch.Tensor | None = None
+) -> torch.Tensor:
     """1-based rank of each row's target; ties count against the target.
 
     Shapes:
@@ -36,21 +37,25 @@ def target_ranks(scores: torch.Tensor, target: torch.Tensor,
         returns: (b,) long
     """
     if scores.dim() != 2 or scores.size(1) < 2:
-        raise ValueError(f"scores must be (b, n_items + 1) with n_items >= 1, "
-                         f"got shape {tuple(scores.shape)}")
+        raise ValueError(
+            f"scores must be (b, n_items + 1) with n_items >= 1, got shape {tuple(scores.shape)}"
+        )
     if target.shape != (scores.size(0),):
         raise ValueError(f"target must be (b,) = ({scores.size(0)},), got {tuple(target.shape)}")
     target = target.long()
     if len(target) and (target.min() < 1 or target.max() >= scores.size(1)):
-        raise ValueError(f"target ids must be in 1..{scores.size(1) - 1} (0 is padding), got "
-                         f"min {int(target.min())}, max {int(target.max())}")
+        raise ValueError(
+            f"target ids must be in 1..{scores.size(1) - 1} (0 is padding), got "
+            f"min {int(target.min())}, max {int(target.max())}"
+        )
     rows = torch.arange(scores.size(0), device=scores.device)
     masked = _exclusion_mask(exclude, scores.shape, scores.device)  # (b n)
     masked[:, 0] = True
     masked[rows, target] = True  # the target is not one of the "others"
     target_score = scores[rows, target]
-    target_score = torch.where(torch.isnan(target_score),
-                               torch.full_like(target_score, float("-inf")), target_score)
+    target_score = torch.where(
+        torch.isnan(target_score), torch.full_like(target_score, float("-inf")), target_score
+    )
     beats = (scores >= target_score[:, None]) & ~masked  # (b n); NaN >= x is False
     return 1 + beats.sum(dim=1)
 
@@ -60,12 +65,14 @@ def _exclusion_mask(exclude, shape, device) -> torch.Tensor:
         return torch.zeros(shape, dtype=torch.bool, device=device)
     if exclude.dtype == torch.bool:
         if exclude.shape != shape:
-            raise ValueError(f"a bool exclude mask must be {tuple(shape)}, "
-                             f"got {tuple(exclude.shape)}")
+            raise ValueError(
+                f"a bool exclude mask must be {tuple(shape)}, got {tuple(exclude.shape)}"
+            )
         return exclude.clone()
     if exclude.dim() != 2 or exclude.size(0) != shape[0]:
-        raise ValueError(f"exclude ids must be (b, k) with b = {shape[0]}, "
-                         f"got {tuple(exclude.shape)}")
+        raise ValueError(
+            f"exclude ids must be (b, k) with b = {shape[0]}, got {tuple(exclude.shape)}"
+        )
     if len(exclude) and (exclude.min() < 0 or exclude.max() >= shape[1]):
         raise ValueError(f"exclude ids must be in 0..{shape[1] - 1}")
     mask = torch.zeros(shape, dtype=torch.bool, device=device)
@@ -85,8 +92,9 @@ def rank_metrics(ranks: torch.Tensor, ks=(10, 20, 50)) -> dict[str, torch.Tensor
     return out
 
 
-def full_ranking_metrics(scores: torch.Tensor, target: torch.Tensor, ks=(10, 20, 50),
-                         exclude: torch.Tensor | None = None) -> dict[str, float]:
+def full_ranking_metrics(
+    scores: torch.Tensor, target: torch.Tensor, ks=(10, 20, 50), exclude: torch.Tensor | None = None
+) -> dict[str, float]:
     """Mean HR@K, NDCG@K, MRR@K over rows, ranking every item (see the module docstring).
 
     Shapes:
@@ -118,8 +126,9 @@ class RankingAccumulator:
         self.sums = {f"{m}@{k}": 0.0 for k in self.ks for m in METRICS}
 
     @torch.no_grad()
-    def update(self, scores: torch.Tensor, target: torch.Tensor,
-               exclude: torch.Tensor | None = None) -> torch.Tensor:
+    def update(
+        self, scores: torch.Tensor, target: torch.Tensor, exclude: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Add one batch; returns its ranks. Shapes: as :func:`target_ranks`."""
         ranks = target_ranks(scores, target, exclude)
         for name, values in rank_metrics(ranks, self.ks).items():
@@ -129,5 +138,6 @@ class RankingAccumulator:
 
     def compute(self) -> dict[str, float]:
         """Means over every row seen so far (0.0 for each metric when none was seen)."""
-        return {name: total / self.count if self.count else 0.0
-                for name, total in self.sums.items()}
+        return {
+            name: total / self.count if self.count else 0.0 for name, total in self.sums.items()
+        }

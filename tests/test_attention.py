@@ -42,8 +42,9 @@ def test_multihead_fast_path_matches_reference():
     torch.manual_seed(1)
     attn = MultiHeadAttention(d_model=16, n_heads=4, dropout=0.1, attn_dropout=0.1).double().eval()
     x = torch.randn(4, 7, 16, dtype=torch.float64)
-    mask = attention_mask(torch.tensor([[1, 2, 3, 4, 5, 6, 7], [1, 2, 3, 0, 0, 0, 0],
-                                        [9, 0, 0, 0, 0, 0, 0], [0] * 7]))  # last: no real key
+    mask = attention_mask(
+        torch.tensor([[1, 2, 3, 4, 5, 6, 7], [1, 2, 3, 0, 0, 0, 0], [9, 0, 0, 0, 0, 0, 0], [0] * 7])
+    )  # last: no real key
     fast = attn(x, mask)
     ref, weights = attn(x, mask, return_weights=True)
     print("max |fast - ref|", (fast - ref).abs().max().item())
@@ -78,19 +79,15 @@ def test_interval_matrix_hand_computed():
     time_seq = torch.tensor([[0, 4, 6, 7, 0]])
     length = torch.tensor([4])
     paper = tisasrec_interval_matrix(time_seq, length, time_span=5, causal=False)
-    expected = torch.tensor([[0, 4, 5, 5, 0],
-                             [4, 0, 2, 3, 0],
-                             [5, 2, 0, 1, 0],
-                             [5, 3, 1, 0, 0],
-                             [0, 0, 0, 0, 0]])
+    expected = torch.tensor(
+        [[0, 4, 5, 5, 0], [4, 0, 2, 3, 0], [5, 2, 0, 1, 0], [5, 3, 1, 0, 0], [0, 0, 0, 0, 0]]
+    )
     assert torch.equal(paper[0], expected)
     # causal: row i divides by the smallest gap among items 0..i: r_min = 1 (none), 4, 2, 1
     causal = tisasrec_interval_matrix(time_seq, length, time_span=5, causal=True)
-    expected_causal = torch.tensor([[0, 4, 5, 5, 0],
-                                    [1, 0, 0, 0, 0],
-                                    [3, 1, 0, 0, 0],
-                                    [5, 3, 1, 0, 0],
-                                    [0, 0, 0, 0, 0]])
+    expected_causal = torch.tensor(
+        [[0, 4, 5, 5, 0], [1, 0, 0, 0, 0], [3, 1, 0, 0, 0], [5, 3, 1, 0, 0], [0, 0, 0, 0, 0]]
+    )
     assert torch.equal(causal[0], expected_causal)
     assert torch.equal(causal[0, 3], paper[0, 3])  # the last real row agrees
 
@@ -148,8 +145,9 @@ def test_tisasrec_block_fast_matches_reference_and_zeroes_padding():
     real = item_seq > 0
     x = torch.randn(2, 5, 16, dtype=torch.float64) * real[..., None]
     pos = torch.randn(1, 5, 16, dtype=torch.float64)
-    interval = tisasrec_interval_matrix(torch.tensor([[1, 3, 8, 9, 0], [5, 6, 0, 0, 0]]),
-                                        real.sum(1), time_span=8)
+    interval = tisasrec_interval_matrix(
+        torch.tensor([[1, 3, 8, 9, 0], [5, 6, 0, 0, 0]]), real.sum(1), time_span=8
+    )
     tables = torch.randn(9, 16, dtype=torch.float64), torch.randn(9, 16, dtype=torch.float64)
     args = (x, attention_mask(item_seq), real, pos, pos, interval, *tables)
     fast, ref = block(*args), block(*args, reference=True)

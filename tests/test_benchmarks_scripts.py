@@ -42,9 +42,25 @@ def test_paper_table3_transcription():
 
 def test_reproduce_toy_schema(tmp_path):
     reproduce = _load_reproduce()
-    args = ["--data", "toy", "--models", "gru4rec,sasrec", "--epochs", "1", "--threads", "1",
-            "--set", "model.d_model=16", "--set", "train.steps_per_epoch=2",
-            "--eval-users", "200", "--out", str(tmp_path), "--quiet"]
+    args = [
+        "--data",
+        "toy",
+        "--models",
+        "gru4rec,sasrec",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--set",
+        "model.d_model=16",
+        "--set",
+        "train.steps_per_epoch=2",
+        "--eval-users",
+        "200",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    ]
     reproduce.main(args)
     # a second dataset run merges into the same file
     reproduce.main([*args[:3], "gru4rec", *args[4:]])
@@ -76,8 +92,19 @@ def test_subsample_users_keeps_whole_sequences():
 
 
 def test_efficiency_quick(tmp_path):
-    code = efficiency.main(["--quick", "--models", "sasrec,tim4rec", "--lengths", "8",
-                            "--threads", "1", "--out", str(tmp_path)])
+    code = efficiency.main(
+        [
+            "--quick",
+            "--models",
+            "sasrec,tim4rec",
+            "--lengths",
+            "8",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     data = json.loads((tmp_path / "efficiency-cpu.json").read_text())
     assert {"machine", "settings", "rows", "ratios", "paper"} <= set(data)
@@ -91,7 +118,9 @@ def test_efficiency_quick(tmp_path):
     names = {r["name"] for r in data["ratios"]}
     assert "SASRec / TiM4Rec" in names and "TiSASRec / SASRec" in names
     sasrec_tim = next(r for r in data["ratios"] if r["name"] == "SASRec / TiM4Rec")
-    assert sasrec_tim["values"]["8"] > 0 and sasrec_tim["paper_ml1m"] == pytest.approx(2.48, abs=0.01)
+    assert sasrec_tim["values"]["8"] > 0 and sasrec_tim["paper_ml1m"] == pytest.approx(
+        2.48, abs=0.01
+    )
     md = (tmp_path / "efficiency-cpu.md").read_text()
     assert "## Ratios" in md and "| tim4rec |" in md
     html = (tmp_path / "efficiency-cpu.html").read_text()
@@ -113,14 +142,33 @@ def test_peer_compare_writes_report(tmp_path):
     spec = importlib.util.spec_from_file_location("peer", ROOT / "benchmarks" / "peer_recbole.py")
     peer = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(peer)
-    settings = {"MAX_ITEM_LIST_LENGTH": 20, "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2,
-                "n_heads": 2, "train_batch_size": 256, "learning_rate": 0.001, "seed": 0}
-    fake = {"train_seconds_per_epoch": [100.0, 100.0], "test": {"ndcg@10": 0.1},
-            "valid_per_epoch": [{"ndcg@10": 0.05}, {"ndcg@10": 0.02}], "settings": settings}
+    settings = {
+        "MAX_ITEM_LIST_LENGTH": 20,
+        "hidden_dropout_prob": 0.2,
+        "attn_dropout_prob": 0.2,
+        "n_heads": 2,
+        "train_batch_size": 256,
+        "learning_rate": 0.001,
+        "seed": 0,
+    }
+    fake = {
+        "train_seconds_per_epoch": [100.0, 100.0],
+        "test": {"ndcg@10": 0.1},
+        "valid_per_epoch": [{"ndcg@10": 0.05}, {"ndcg@10": 0.02}],
+        "settings": settings,
+    }
     (tmp_path / "recbole-toy.json").write_text(json.dumps(fake))
-    report = peer.compare("toy", tmp_path, tmp_path / "res", ["all"], max_epochs=2,
-                          extra=("model.d_model=16", "train.steps_per_epoch=3"))
-    assert report["recbole"]["best_epoch"] == 1 and report["recbole"]["train_seconds_to_best"] == 100
+    report = peer.compare(
+        "toy",
+        tmp_path,
+        tmp_path / "res",
+        ["all"],
+        max_epochs=2,
+        extra=("model.d_model=16", "train.steps_per_epoch=3"),
+    )
+    assert (
+        report["recbole"]["best_epoch"] == 1 and report["recbole"]["train_seconds_to_best"] == 100
+    )
     (ours,) = report["ssmlab"].values()
     assert 1 <= len(ours["train_seconds_per_epoch"]) <= 2
     assert len(ours["valid_ndcg@10_per_epoch"]) == len(ours["train_seconds_per_epoch"])
@@ -130,6 +178,12 @@ def test_peer_compare_writes_report(tmp_path):
     md = (tmp_path / "res" / "peer-recbole-toy.md").read_text()
     assert "| RecBole SASRec (prefix rows) | 100.0 | 2 |" in md
     assert "`all`: all positions; model.d_model=16" in md
-    again = peer.compare("toy", tmp_path, tmp_path / "res", ["all"], max_epochs=1,
-                         extra=("model.d_model=8", "train.steps_per_epoch=1"))
+    again = peer.compare(
+        "toy",
+        tmp_path,
+        tmp_path / "res",
+        ["all"],
+        max_epochs=1,
+        extra=("model.d_model=8", "train.steps_per_epoch=1"),
+    )
     assert len(again["ssmlab"]) == 2  # runs against the same RecBole result accumulate

@@ -14,8 +14,16 @@ from torch import nn
 from ssmlab.cli import main
 from ssmlab.models import REGISTRY, ModelConfig, SequentialRecommender
 
-QUICK = ["--set", "train.epochs=2", "--set", "train.steps_per_epoch=3", "--device", "cpu",
-         "--set", "train.progress=false"]
+QUICK = [
+    "--set",
+    "train.epochs=2",
+    "--set",
+    "train.steps_per_epoch=3",
+    "--device",
+    "cpu",
+    "--set",
+    "train.progress=false",
+]
 
 
 @dataclass
@@ -74,8 +82,9 @@ def test_existing_run_needs_resume(tmp_path, capsys):
     assert run(capsys, "train", "--model", "tinygru", "--output", folder, *QUICK)[0] == 0
     code, out, err = run(capsys, "train", "--model", "tinygru", "--output", folder, *QUICK)
     assert code == 2 and out == "" and "already holds a run" in err and "--resume" in err
-    code, out, err = run(capsys, "train", "--resume", "--output", folder, *QUICK,
-                         "--set", "train.epochs=3")
+    code, out, err = run(
+        capsys, "train", "--resume", "--output", folder, *QUICK, "--set", "train.epochs=3"
+    )
     assert code == 0, err
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in log] == [1, 2, 3]  # continued, not restarted
@@ -84,16 +93,23 @@ def test_existing_run_needs_resume(tmp_path, capsys):
     assert code == 2 and "--resume needs --output" in err
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["train", "--model", "nosuch"], ["unknown model 'nosuch'", "sasrec", "tim4rec"]),
-    (["train", "--model", "tinygru", "--data", "nosuch"],
-     ["unknown dataset 'nosuch'", "ml-1m", "toy", "csv:PATH"]),
-    (["train", "--model", "tinygru", "--set", "train.epoch=1"],
-     ["unknown key 'train.epoch'", "epochs"]),
-    (["train", "--model", "tinygru", "--set", "train.lr=fast"], ["train.lr expects float"]),
-    (["train", "--model", "tinygru", "--config", "/nonexistent.yaml"], ["not found"]),
-    (["eval", "/nonexistent/best.pt"], ["checkpoint not found"]),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["train", "--model", "nosuch"], ["unknown model 'nosuch'", "sasrec", "tim4rec"]),
+        (
+            ["train", "--model", "tinygru", "--data", "nosuch"],
+            ["unknown dataset 'nosuch'", "ml-1m", "toy", "csv:PATH"],
+        ),
+        (
+            ["train", "--model", "tinygru", "--set", "train.epoch=1"],
+            ["unknown key 'train.epoch'", "epochs"],
+        ),
+        (["train", "--model", "tinygru", "--set", "train.lr=fast"], ["train.lr expects float"]),
+        (["train", "--model", "tinygru", "--config", "/nonexistent.yaml"], ["not found"]),
+        (["eval", "/nonexistent/best.pt"], ["checkpoint not found"]),
+    ],
+)
 def test_bad_input_exits_2_without_traceback(capsys, argv, words):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == ""
@@ -136,7 +152,12 @@ def test_interrupt_points_to_resume(tmp_path, capsys, monkeypatch):
 
 
 def test_real_entry_point_exit_code():
-    proc = subprocess.run([sys.executable, "-m", "ssmlab.cli", "train", "--model", "nosuch"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ssmlab.cli", "train", "--model", "nosuch"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 2 and proc.stdout == ""
     assert "unknown model 'nosuch'" in proc.stderr and "Traceback" not in proc.stderr

@@ -53,11 +53,24 @@ def tiny_registered(monkeypatch):
     monkeypatch.setitem(REGISTRY, "lastonly", f"{module.__name__}:LastOnly")
 
 
-@pytest.mark.parametrize("text, value", [
-    ("5", 5), ("-3", -3), ("1e-3", 1e-3), ("0.5", 0.5), ("true", True), ("False", False),
-    ("None", None), ("null", None), ("10,20", (10, 20)), ("(1, 2.5)", (1, 2.5)), ("[]", ()),
-    ("last", "last"), ("'5'", "5"),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("5", 5),
+        ("-3", -3),
+        ("1e-3", 1e-3),
+        ("0.5", 0.5),
+        ("true", True),
+        ("False", False),
+        ("None", None),
+        ("null", None),
+        ("10,20", (10, 20)),
+        ("(1, 2.5)", (1, 2.5)),
+        ("[]", ()),
+        ("last", "last"),
+        ("'5'", "5"),
+    ],
+)
 def test_parse_value(text, value):
     assert parse_value(text) == value
     assert type(parse_value(text)) is type(value)
@@ -84,10 +97,20 @@ def test_defaults_and_toy_quick_defaults():
 
 
 def test_overrides_apply_and_coerce():
-    cfg = load_config("tiny", "toy", overrides=["train.epochs=5", "model.d_model=16",
-                                                 "train.lr=1", "train.ks=5,10",
-                                                 "train.metric=ndcg@5", "train.patience=None",
-                                                 "data.name=123", "train.grad_clip=1.5"])
+    cfg = load_config(
+        "tiny",
+        "toy",
+        overrides=[
+            "train.epochs=5",
+            "model.d_model=16",
+            "train.lr=1",
+            "train.ks=5,10",
+            "train.metric=ndcg@5",
+            "train.patience=None",
+            "data.name=123",
+            "train.grad_clip=1.5",
+        ],
+    )
     assert cfg.train.epochs == 5 and cfg.model.d_model == 16
     assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)  # int widened to float
     assert cfg.train.ks == (5, 10) and cfg.train.patience is None
@@ -95,20 +118,23 @@ def test_overrides_apply_and_coerce():
     assert cfg.train.grad_clip == 1.5
 
 
-@pytest.mark.parametrize("override, words", [
-    ("train.epoch=5", ["unknown key 'train.epoch'", "epochs", "batch_size"]),
-    ("model.nope=1", ["unknown key 'model.nope'", "d_model", "n_layers"]),
-    ("optim.lr=1", ["unknown config section 'optim'"]),
-    ("epochs=5", ["section.key=value"]),
-    ("train.epochs=five", ["train.epochs expects int", "'five'"]),
-    ("train.epochs=2.5", ["train.epochs expects int"]),
-    ("train.amp=1", ["train.amp expects bool"]),
-    ("train.batch_size=None", ["train.batch_size cannot be None"]),
-    ("train.lr=-1", ["train.lr must be > 0"]),
-    ("model.dropout=1.5", ["dropout must be in [0, 1)"]),
-    ("train.objective=cloze", ["not supported by tiny", "'last'", "'all'"]),
-    ("train.metric=ndcg@7", ["train.metric"]),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("train.epoch=5", ["unknown key 'train.epoch'", "epochs", "batch_size"]),
+        ("model.nope=1", ["unknown key 'model.nope'", "d_model", "n_layers"]),
+        ("optim.lr=1", ["unknown config section 'optim'"]),
+        ("epochs=5", ["section.key=value"]),
+        ("train.epochs=five", ["train.epochs expects int", "'five'"]),
+        ("train.epochs=2.5", ["train.epochs expects int"]),
+        ("train.amp=1", ["train.amp expects bool"]),
+        ("train.batch_size=None", ["train.batch_size cannot be None"]),
+        ("train.lr=-1", ["train.lr must be > 0"]),
+        ("model.dropout=1.5", ["dropout must be in [0, 1)"]),
+        ("train.objective=cloze", ["not supported by tiny", "'last'", "'all'"]),
+        ("train.metric=ndcg@7", ["train.metric"]),
+    ],
+)
 def test_bad_overrides_raise_clear_errors(override, words):
     with pytest.raises(ConfigError) as err:
         load_config("tiny", "toy", overrides=[override])
@@ -137,8 +163,9 @@ def test_yaml_file_layer_and_preset(tmp_path, monkeypatch):
     from ssmlab import config
 
     monkeypatch.setattr(config, "PRESET_DIR", tmp_path)
-    (tmp_path / "tiny-toy.yaml").write_text("model:\n  d_model: 24  # (int) width\n"
-                                           "train:\n  epochs: 3\n  batch_size: 64\n")
+    (tmp_path / "tiny-toy.yaml").write_text(
+        "model:\n  d_model: 24  # (int) width\ntrain:\n  epochs: 3\n  batch_size: 64\n"
+    )
     user = tmp_path / "user.yaml"
     user.write_text("train:\n  epochs: 4\n  ks: [10, 20]\n")
     cfg = load_config("tiny", "toy", config_file=user, overrides=["train.batch_size=32"])
@@ -157,8 +184,9 @@ def test_yaml_file_layer_and_preset(tmp_path, monkeypatch):
 
 
 def test_round_trip_dict_and_yaml():
-    cfg = load_config("tiny", "toy", overrides=["train.ks=(10, 20)", "train.grad_clip=2.0",
-                                                 "data.max_len=10"])
+    cfg = load_config(
+        "tiny", "toy", overrides=["train.ks=(10, 20)", "train.grad_clip=2.0", "data.max_len=10"]
+    )
     d = cfg.to_dict()
     assert d["train"]["ks"] == [10, 20]  # plain lists, safe for weights_only checkpoints
     assert ExperimentConfig.from_dict(d) == cfg

@@ -17,10 +17,12 @@ import pytest
 from ssmlab.data import REGISTRY, load_dataset, sources
 from ssmlab.data.registry import KNOWN_SHA256
 
-SHARED = Path(os.environ.get("SSMLAB_DATA_DIR", Path(__file__).resolve().parents[2]
-                             / "shared" / "datasets"))
-needs_shared = pytest.mark.skipif(not (SHARED / "ml-100k").is_dir(),
-                                  reason=f"offline datasets not found at {SHARED}")
+SHARED = Path(
+    os.environ.get("SSMLAB_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets")
+)
+needs_shared = pytest.mark.skipif(
+    not (SHARED / "ml-100k").is_dir(), reason=f"offline datasets not found at {SHARED}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +57,12 @@ def test_ml100k_figures_exact(ml100k, shared_datasets):
     assert (stats["users"], stats["items"], stats["interactions"]) == (943, 1349, 99287)
     assert stats["max_len"] == 648 and round(stats["avg_len"], 1) == 105.3
     raw = stats["raw"]
-    assert (raw["users"], raw["items"], raw["interactions"], raw["max_len"]) == (943, 1682,
-                                                                                100000, 737)
+    assert (raw["users"], raw["items"], raw["interactions"], raw["max_len"]) == (
+        943,
+        1682,
+        100000,
+        737,
+    )
 
 
 def test_beauty_figures_exact(beauty, shared_datasets):
@@ -75,22 +81,37 @@ def test_ids_order_and_roundtrip(ml100k):
     assert np.all(np.diff(inter["user"].to_numpy()) >= 0)
     assert np.all(np.diff(inter["timestamp"].to_numpy())[same_user] >= 0)
     # mapping back to original ids gives exactly the raw rows of the kept items
-    raw = pd.read_csv(SHARED / "ml-100k" / "u.data", sep="\t", header=None,
-                      names=["user", "item", "rating", "timestamp"])
+    raw = pd.read_csv(
+        SHARED / "ml-100k" / "u.data",
+        sep="\t",
+        header=None,
+        names=["user", "item", "rating", "timestamp"],
+    )
     kept = set(ml100k.item_ids[1:].astype(int))
     raw = raw[raw["item"].isin(kept)]
-    back = pd.DataFrame({"user": ml100k.user_ids[inter["user"]].astype(int),
-                         "item": ml100k.item_ids[inter["item"]].astype(int),
-                         "timestamp": inter["timestamp"].to_numpy()})
+    back = pd.DataFrame(
+        {
+            "user": ml100k.user_ids[inter["user"]].astype(int),
+            "item": ml100k.item_ids[inter["item"]].astype(int),
+            "timestamp": inter["timestamp"].to_numpy(),
+        }
+    )
     key = ["user", "timestamp", "item"]
-    pd.testing.assert_frame_equal(back.sort_values(key).reset_index(drop=True),
-                                  raw[key[:1] + ["item", "timestamp"]].sort_values(key)
-                                  .reset_index(drop=True)[["user", "item", "timestamp"]])
+    pd.testing.assert_frame_equal(
+        back.sort_values(key).reset_index(drop=True),
+        raw[key[:1] + ["item", "timestamp"]]
+        .sort_values(key)
+        .reset_index(drop=True)[["user", "item", "timestamp"]],
+    )
 
 
 def test_same_second_ties_keep_file_order(ml100k):
-    raw = pd.read_csv(SHARED / "ml-100k" / "u.data", sep="\t", header=None,
-                      names=["user", "item", "rating", "timestamp"])
+    raw = pd.read_csv(
+        SHARED / "ml-100k" / "u.data",
+        sep="\t",
+        header=None,
+        names=["user", "item", "rating", "timestamp"],
+    )
     user = 1  # original user 1: compare with a stable sort of its raw rows by time
     expected = raw[raw["user"] == user].sort_values("timestamp", kind="stable")["item"]
     expected = expected[expected.isin(ml100k.item_ids[1:].astype(int))].to_numpy()
@@ -140,13 +161,17 @@ def test_ml100k_zip_layout(tmp_path, ml100k, cache):
     folder.mkdir()
     with zipfile.ZipFile(folder / "ml-100k.zip", "w") as archive:
         archive.write(SHARED / "ml-100k" / "u.data", "ml-100k/u.data")
-    zipped = load_dataset("ml-100k", tmp_path, cache_dir=tmp_path / "c", verify=False,
-                          download=False)
+    zipped = load_dataset(
+        "ml-100k", tmp_path, cache_dir=tmp_path / "c", verify=False, download=False
+    )
     pd.testing.assert_frame_equal(zipped.inter, ml100k.inter)
 
 
-ML1M_LINES = [f"{u}::{i}::{1 + (u + i) % 5}::{978300000 + 60 * u + i}"
-              for u in range(1, 8) for i in range(1, 7)]
+ML1M_LINES = [
+    f"{u}::{i}::{1 + (u + i) % 5}::{978300000 + 60 * u + i}"
+    for u in range(1, 8)
+    for i in range(1, 7)
+]
 
 
 def test_ml1m_official_format(tmp_path):
@@ -160,14 +185,17 @@ def test_ml1m_official_format(tmp_path):
     (zipped_root / "ml-1m").mkdir(parents=True)
     with zipfile.ZipFile(zipped_root / "ml-1m" / "ml-1m.zip", "w") as archive:
         archive.writestr("ml-1m/ratings.dat", "\n".join(ML1M_LINES) + "\n")
-    zipped = load_dataset("ml-1m", zipped_root, cache_dir=tmp_path / "c", verify=False,
-                          download=False)
+    zipped = load_dataset(
+        "ml-1m", zipped_root, cache_dir=tmp_path / "c", verify=False, download=False
+    )
     pd.testing.assert_frame_equal(zipped.inter, data.inter)
 
 
-KR_HEADER = ("user_id,video_id,date,hourmin,time_ms,is_click,is_like,is_follow,is_comment,"
-             "is_forward,is_hate,long_view,play_time_ms,duration_ms,profile_stay_time,"
-             "comment_stay_time,is_profile_enter,is_rand,tab")
+KR_HEADER = (
+    "user_id,video_id,date,hourmin,time_ms,is_click,is_like,is_follow,is_comment,"
+    "is_forward,is_hate,long_view,play_time_ms,duration_ms,profile_stay_time,"
+    "comment_stay_time,is_profile_enter,is_rand,tab"
+)
 
 
 def _kuairand_log(users, videos, start_ms, click=lambda u, v: 1):
@@ -208,9 +236,16 @@ def test_kuairand_logs_clicks_and_archive(tmp_path):
 def test_amazon_official_formats(tmp_path):
     folder = tmp_path / "amazon-beauty"
     folder.mkdir()
-    reviews = [{"reviewerID": f"A{u}", "asin": f"B00{i}", "overall": 5.0,
-                "unixReviewTime": 1400000000 + 86400 * (u + i)}
-               for u in range(6) for i in range(5)]
+    reviews = [
+        {
+            "reviewerID": f"A{u}",
+            "asin": f"B00{i}",
+            "overall": 5.0,
+            "unixReviewTime": 1400000000 + 86400 * (u + i),
+        }
+        for u in range(6)
+        for i in range(5)
+    ]
     lines = [json.dumps(r) for r in reviews]
     lines[3] = repr(reviews[3])  # a Python-literal line, as in some 2014 dumps
     (folder / "reviews_Beauty_5.json.gz").write_bytes(gzip.compress("\n".join(lines).encode()))
@@ -219,10 +254,13 @@ def test_amazon_official_formats(tmp_path):
     assert data.item_ids[1] == "B000" and data.user_ids[1] == "A0"
     other = tmp_path / "r" / "amazon-beauty"
     other.mkdir(parents=True)
-    (other / "ratings_Beauty.csv").write_text("\n".join(
-        f"{r['reviewerID']},{r['asin']},5.0,{r['unixReviewTime']}" for r in reviews) + "\n")
-    ratings = load_dataset("amazon-beauty", tmp_path / "r", cache_dir=tmp_path / "c",
-                           download=False)
+    (other / "ratings_Beauty.csv").write_text(
+        "\n".join(f"{r['reviewerID']},{r['asin']},5.0,{r['unixReviewTime']}" for r in reviews)
+        + "\n"
+    )
+    ratings = load_dataset(
+        "amazon-beauty", tmp_path / "r", cache_dir=tmp_path / "c", download=False
+    )
     pd.testing.assert_frame_equal(ratings.inter, data.inter)
 
 
@@ -234,8 +272,9 @@ def test_csv_with_configurable_columns(tmp_path):
     assert (data.n_users, data.n_items, len(data.inter)) == (5, 5, 25)
     plain = tmp_path / "plain.tsv"
     plain.write_text("\n".join(f"{u}\t{i}\t4\t{t}" for u, i, t in rows) + "\n")
-    positional = load_dataset(f"csv:{plain}", columns=(0, 1, 3), sep="\t", header=False,
-                              cache_dir=tmp_path / "c")
+    positional = load_dataset(
+        f"csv:{plain}", columns=(0, 1, 3), sep="\t", header=False, cache_dir=tmp_path / "c"
+    )
     pd.testing.assert_frame_equal(positional.inter, data.inter)
 
 
@@ -248,15 +287,26 @@ def test_download_goes_through_pooch_with_pinned_hash(tmp_path, monkeypatch):
         calls.append((url, known_hash, fname, progressbar))
         Path(path).mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(Path(path) / fname, "w") as archive:
-            archive.writestr("ml-100k/u.data", "".join(
-                f"{u}\t{i}\t3\t{880000000 + u * 100 + i}\n" for u in range(1, 7)
-                for i in range(1, 7)))
+            archive.writestr(
+                "ml-100k/u.data",
+                "".join(
+                    f"{u}\t{i}\t3\t{880000000 + u * 100 + i}\n"
+                    for u in range(1, 7)
+                    for i in range(1, 7)
+                ),
+            )
         return str(Path(path) / fname)
 
     monkeypatch.setattr(pooch, "retrieve", fake_retrieve)
     data = load_dataset("ml-100k", tmp_path, cache_dir=tmp_path / "c", verify=False)
-    assert calls == [("https://files.grouplens.org/datasets/movielens/ml-100k.zip",
-                      KNOWN_SHA256["ml-100k"]["ml-100k.zip"], "ml-100k.zip", True)]
+    assert calls == [
+        (
+            "https://files.grouplens.org/datasets/movielens/ml-100k.zip",
+            KNOWN_SHA256["ml-100k"]["ml-100k.zip"],
+            "ml-100k.zip",
+            True,
+        )
+    ]
     assert (tmp_path / "ml-100k" / "ml-100k.zip").is_file() and data.n_users == 6
     with pytest.raises(FileNotFoundError, match="ratings.dat"):
         load_dataset("ml-1m", tmp_path, cache_dir=tmp_path / "c", download=False)

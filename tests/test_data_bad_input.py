@@ -38,8 +38,7 @@ def test_malformed_lines_name_file_and_line(tmp_path):
     (tmp_path / "ml-100k").mkdir()
     (tmp_path / "ml-100k" / "u.data").write_text("1\t2\t5\t100\n1\t3\t5\t101\t9\n")
     with pytest.raises(DataFormatError, match=r"u\.data.*line 2"):
-        load_dataset("ml-100k", tmp_path, cache_dir=tmp_path / "c", verify=False,
-                     download=False)
+        load_dataset("ml-100k", tmp_path, cache_dir=tmp_path / "c", verify=False, download=False)
     too_few = _csv(tmp_path, HEADER + "1,2,100\n1,3,101\n1,4\n", "few.csv")
     with pytest.raises(DataFormatError, match=r"few\.csv: line 4: malformed or truncated"):
         _load(too_few)
@@ -51,8 +50,9 @@ def test_malformed_lines_name_file_and_line(tmp_path):
     with pytest.raises(DataFormatError, match=r"ratings\.dat: line 2"):
         read_ml1m(ml1m, str(ml1m))
     reviews = tmp_path / "reviews.json.gz"
-    reviews.write_bytes(gzip.compress(b'{"reviewerID": "A", "asin": "B", '
-                                      b'"unixReviewTime": 1}\n{"reviewerID": \n'))
+    reviews.write_bytes(
+        gzip.compress(b'{"reviewerID": "A", "asin": "B", "unixReviewTime": 1}\n{"reviewerID": \n')
+    )
     with pytest.raises(DataFormatError, match=r"reviews\.json\.gz: line 2"):
         read_amazon_reviews_json(reviews, str(reviews))
 
@@ -68,20 +68,29 @@ def test_wrong_checksum_names_file_expected_and_actual(tmp_path, shared_datasets
     assert "u.data" in message
     assert "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490" in message
     assert sources.file_hash(folder / "u.data") in message
-    ok = load_dataset("ml-100k", tmp_path, cache_dir=tmp_path / "c", download=False,
-                      verify=False, min_user_inter=1, min_item_inter=1)
+    ok = load_dataset(
+        "ml-100k",
+        tmp_path,
+        cache_dir=tmp_path / "c",
+        download=False,
+        verify=False,
+        min_user_inter=1,
+        min_item_inter=1,
+    )
     assert len(ok.inter) == 5000
     md5 = sources.file_hash(folder / "u.data", "md5")
     assert sources.verify_file(folder / "u.data", f"md5:{md5}") == sources.file_hash(
-        folder / "u.data")
+        folder / "u.data"
+    )
     with pytest.raises(ChecksumError, match="md5"):
         sources.verify_file(folder / "u.data", "md5:" + "0" * 32)
 
 
 def test_missing_column_lists_the_columns_found(tmp_path):
     path = _csv(tmp_path, "uid,iid,ts\n1,2,3\n")
-    with pytest.raises(DataFormatError,
-                       match=r"missing column.*'timestamp'.*\['uid', 'iid', 'ts'\]"):
+    with pytest.raises(
+        DataFormatError, match=r"missing column.*'timestamp'.*\['uid', 'iid', 'ts'\]"
+    ):
         _load(path)
 
 
@@ -92,9 +101,10 @@ def test_empty_and_header_only_files(tmp_path):
         _load(_csv(tmp_path, HEADER, "header.csv"))
 
 
-@pytest.mark.parametrize("value, reason", [("abc", "not a finite number"),
-                                           ("nan", "not a finite number"),
-                                           ("-5", "negative timestamp")])
+@pytest.mark.parametrize(
+    "value, reason",
+    [("abc", "not a finite number"), ("nan", "not a finite number"), ("-5", "negative timestamp")],
+)
 def test_bad_timestamps(tmp_path, value, reason):
     path = _csv(tmp_path, HEADER + f"1,2,100\n1,3,101\n2,3,{value}\n")
     with pytest.raises(DataFormatError, match=rf"x\.csv: line 4: .*{reason}"):
@@ -139,8 +149,9 @@ def test_users_with_fewer_than_three_items_are_dropped_with_a_count(tmp_path, ca
     assert "dropped 2 user(s)" in caplog.text
     batches = list(split.train_batches("last", batch_size=4, max_len=3, seed=0))
     assert sum(len(b["target"]) for b in batches) == 2
-    every_user_short = _load(_csv(tmp_path, HEADER + "1,1,1\n1,2,2\n", "short.csv"),
-                             min_user_inter=1, min_item_inter=1).split()
+    every_user_short = _load(
+        _csv(tmp_path, HEADER + "1,1,1\n1,2,2\n", "short.csv"), min_user_inter=1, min_item_inter=1
+    ).split()
     assert len(every_user_short) == 0
     assert list(every_user_short.train_batches("all", seed=0)) == []
     assert list(every_user_short.eval_batches("test")) == []

@@ -13,10 +13,18 @@ from ssmlab.data import Split, add_time_features, load_dataset, query_gap, time_
 
 PADDED_ALL = {"item_seq", "item_seq_len", "time_seq", "targets", "target_times"}
 PADDED_LAST = {"item_seq", "item_seq_len", "time_seq", "target", "target_time"}
-PACKED = {"item_seq", "item_seq_len", "time_seq", "seq_idx", "cu_seqlens", "targets",
-          "target_times"}
-SHARED = Path(os.environ.get("SSMLAB_DATA_DIR", Path(__file__).resolve().parents[2]
-                             / "shared" / "datasets"))
+PACKED = {
+    "item_seq",
+    "item_seq_len",
+    "time_seq",
+    "seq_idx",
+    "cu_seqlens",
+    "targets",
+    "target_times",
+}
+SHARED = Path(
+    os.environ.get("SSMLAB_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets")
+)
 
 
 def small_split():
@@ -75,10 +83,12 @@ def test_packed_rows_no_padding_and_token_budget():
     assert set(batch) == PACKED
     assert batch["seq_idx"].dtype == torch.int32 and batch["cu_seqlens"].dtype == torch.int32
     assert batch["item_seq"].tolist() == [[1, 2, 3, 4]] and batch["targets"].tolist() == [
-        [2, 3, 4, 5]]
+        [2, 3, 4, 5]
+    ]
     toy = load_dataset("toy", n_users=60, seed=5).split()
-    batches = list(toy.train_batches("packed", batch_size=1000, max_len=None, shuffle=False,
-                                     max_tokens=200))
+    batches = list(
+        toy.train_batches("packed", batch_size=1000, max_len=None, shuffle=False, max_tokens=200)
+    )
     padded = list(toy.train_batches("all", batch_size=1000, max_len=None, shuffle=False))
     lengths = torch.cat([b["item_seq_len"] for b in padded])
     assert sum(len(b["item_seq_len"]) for b in batches) == len(lengths) == 60
@@ -87,13 +97,14 @@ def test_packed_rows_no_padding_and_token_budget():
         assert t == int(b["item_seq_len"].sum()) == int(b["cu_seqlens"][-1])
         assert t <= 200 or len(b["item_seq_len"]) == 1
         assert (b["item_seq"] > 0).all() and (b["targets"] > 0).all()  # no padding at all
-        expected_idx = torch.repeat_interleave(torch.arange(len(b["item_seq_len"])),
-                                               b["item_seq_len"])
+        expected_idx = torch.repeat_interleave(
+            torch.arange(len(b["item_seq_len"])), b["item_seq_len"]
+        )
         assert torch.equal(b["seq_idx"][0].long(), expected_idx)
     flat_packed = torch.cat([b["item_seq"][0] for b in batches])
-    flat_padded = torch.cat([row[:n] for b in padded for row, n in zip(b["item_seq"],
-                                                                        b["item_seq_len"],
-                                                                        strict=True)])
+    flat_padded = torch.cat(
+        [row[:n] for b in padded for row, n in zip(b["item_seq"], b["item_seq_len"], strict=True)]
+    )
     assert torch.equal(flat_packed, flat_padded)
 
 
@@ -110,8 +121,9 @@ def test_determinism_shuffle_and_shards():
     assert a == b and a != c and sorted(a) == sorted(ordered)
     epochs = split.train_batches("last", batch_size=64, generator=torch.Generator().manual_seed(0))
     assert targets(epochs) != targets(epochs)  # the generator advances between epochs
-    shards = [split.train_batches("last", batch_size=16, seed=3, num_replicas=2, rank=r)
-              for r in (0, 1)]
+    shards = [
+        split.train_batches("last", batch_size=16, seed=3, num_replicas=2, rank=r) for r in (0, 1)
+    ]
     assert len(shards[0]) == len(shards[1]) > 0
     assert len(shards[0]) == len(split.train_batches("last", batch_size=16)) // 2
     with pytest.raises(ValueError, match="objective"):
@@ -130,14 +142,14 @@ def test_real_beauty_rows_match_a_brute_force_construction(tmp_path):
     offsets, items, _ = data.sequences()
     rows = []  # brute force: every training prefix of the first users, in order
     for u in range(len(offsets) - 1):
-        seq = items[offsets[u]:offsets[u + 1]][:-2]
-        rows += [(list(seq[max(0, p - 50):p]), seq[p]) for p in range(1, len(seq))]
+        seq = items[offsets[u] : offsets[u + 1]][:-2]
+        rows += [(list(seq[max(0, p - 50) : p]), seq[p]) for p in range(1, len(seq))]
         if len(rows) >= 4096:
             break
     for i in (0, 1, 2, 100, 4095):
         hist, target = rows[i]
-        assert batch["item_seq"][i, :len(hist)].tolist() == hist
-        assert batch["item_seq"][i, len(hist):].eq(0).all() and batch["target"][i] == target
+        assert batch["item_seq"][i, : len(hist)].tolist() == hist
+        assert batch["item_seq"][i, len(hist) :].eq(0).all() and batch["target"][i] == target
     test = next(iter(split.eval_batches("test", batch_size=len(split), max_len=50)))
     assert torch.equal(test["target"], torch.from_numpy(items[offsets[1:] - 1]))
     lengths = np.diff(offsets)
@@ -147,19 +159,26 @@ def test_real_beauty_rows_match_a_brute_force_construction(tmp_path):
 def test_time_deltas_query_gaps_and_features():
     split = small_split()
     batch = next(iter(split.eval_batches("test", max_len=3)))
-    assert time_deltas(batch["time_seq"], batch["item_seq_len"]).tolist() == [[0, 10, 10],
-                                                                             [0, 1, 0]]
+    assert time_deltas(batch["time_seq"], batch["item_seq_len"]).tolist() == [
+        [0, 10, 10],
+        [0, 1, 0],
+    ]
     assert query_gap(batch["time_seq"], batch["item_seq_len"], batch["target_time"]).tolist() == [
-        10, 1]
+        10,
+        1,
+    ]
     packed = next(iter(split.eval_batches("test", max_len=3, packed=True)))
     assert time_deltas(packed["time_seq"], seq_idx=packed["seq_idx"]).tolist() == [
-        [0, 10, 10, 0, 1]]
-    assert query_gap(packed["time_seq"], packed["item_seq_len"], packed["target_time"],
-                     packed["cu_seqlens"]).tolist() == [10, 1]
+        [0, 10, 10, 0, 1]
+    ]
+    assert query_gap(
+        packed["time_seq"], packed["item_seq_len"], packed["target_time"], packed["cu_seqlens"]
+    ).tolist() == [10, 1]
     extra = add_time_features(batch, "scale", scale=10.0)
     assert extra["time_delta"].dtype == torch.float32
-    torch.testing.assert_close(extra["time_delta"], torch.tensor([[0.0, 1.0, 1.0],
-                                                                  [0.0, 0.1, 0.0]]))
+    torch.testing.assert_close(
+        extra["time_delta"], torch.tensor([[0.0, 1.0, 1.0], [0.0, 0.1, 0.0]])
+    )
     assert extra["query_gap"].tolist() == pytest.approx([1.0, 0.1])
     train = next(iter(split.train_batches("all", max_len=3, shuffle=False)))
     assert add_time_features(train, "raw")["query_gap"].tolist() == [[10.0, 10.0, 10.0]]
@@ -169,5 +188,6 @@ def test_time_deltas_agree_with_ssm_when_available():
     ssm = pytest.importorskip("ssmlab.ssm", reason="ssmlab.ssm not importable yet")
     time_seq = torch.tensor([[5, 9, 9, 20, 31, 40]])
     seq_idx = torch.tensor([[0, 0, 0, 1, 1, 2]], dtype=torch.int32)
-    assert torch.equal(ssm.time_deltas(time_seq, seq_idx=seq_idx).long(),
-                       time_deltas(time_seq, seq_idx=seq_idx))
+    assert torch.equal(
+        ssm.time_deltas(time_seq, seq_idx=seq_idx).long(), time_deltas(time_seq, seq_idx=seq_idx)
+    )

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 import torch
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import json, sys
     from dataclasses import dataclass
     import torch
@@ -58,15 +58,23 @@ SCRIPT = textwrap.dedent('''
                 "world": trainer.info.world_size, "batches": len(trainer.train_batches),
                 "result": result, "single": single}, f"{out}/rank{rank}.pt")
     cleanup()
-''')
+""")
 
 
 def test_two_gloo_ranks_end_identical(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(script), str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]

@@ -22,9 +22,11 @@ def _assert_prefix_unchanged(f, x, x2, t):
     """Outputs at positions <= t agree for inputs that differ only after t; later ones differ."""
     y, y2 = f(x), f(x2)
     diff = (y - y2).abs()
-    print("max diff <= t:", diff[:, : t + 1].max().item(), "after t:", diff[:, t + 1:].max().item())
+    print(
+        "max diff <= t:", diff[:, : t + 1].max().item(), "after t:", diff[:, t + 1 :].max().item()
+    )
     assert torch.allclose(y[:, : t + 1], y2[:, : t + 1], atol=1e-12, rtol=0)
-    assert diff[:, t + 1:].max() > 1e-6
+    assert diff[:, t + 1 :].max() > 1e-6
 
 
 # -- norms ---------------------------------------------------------------------------------------
@@ -89,8 +91,13 @@ def test_feedforward_formula_and_recbole_init():
     assert not torch.equal(ffn(x), ffn(x))  # dropout active in training
     with pytest.raises(ValueError, match="activation"):
         FeedForward(8, activation="tanh")
-    m = nn.ModuleDict({"emb": nn.Embedding(50, 64, padding_idx=0), "lin": nn.Linear(64, 512),
-                       "conv": nn.Conv1d(4, 4, 3, groups=4)})
+    m = nn.ModuleDict(
+        {
+            "emb": nn.Embedding(50, 64, padding_idx=0),
+            "lin": nn.Linear(64, 512),
+            "conv": nn.Conv1d(4, 4, 3, groups=4),
+        }
+    )
     m.apply(lambda mod: recbole_init(mod, kaiming_conv=True))
     assert abs(m["lin"].weight.std().item() - 0.02) < 0.002
     assert torch.all(m["lin"].bias == 0) and torch.all(m["conv"].bias == 0)
@@ -145,8 +152,11 @@ def test_time_aware_block_with_unit_time_and_no_time_path_is_ssd_block():
 @pytest.mark.parametrize("kind", ["positional", "causal"])
 def test_time_aware_block_causality_by_form(kind):
     torch.manual_seed(1)
-    block = TimeAwareSSDBlock(16, max_len=10, time_mlp=kind, p2p_residual=kind == "causal",
-                              **SSD_KW).double().eval()
+    block = (
+        TimeAwareSSDBlock(16, max_len=10, time_mlp=kind, p2p_residual=kind == "causal", **SSD_KW)
+        .double()
+        .eval()
+    )
     for mod in block.modules():  # larger weights so the time path visibly matters
         if isinstance(mod, SequenceLinear):
             nn.init.normal_(mod.weight, std=0.5)

@@ -42,9 +42,13 @@ def metrics_from_ranks(ranks, ks):
 
 def test_hand_computed_example():
     # 5 items (ids 1..5); column 0 is padding and must be ignored even when it scores highest.
-    scores = torch.tensor([[9.0, 0.1, 0.9, 0.5, 0.3, 0.7],    # target 3 (0.5): 0.9, 0.7 above
-                           [9.0, 0.2, 0.2, 0.2, 0.2, 0.2],    # constant: tie with all 4 others
-                           [0.0, 0.0, 0.0, 0.0, 0.0, 1.0]])   # target 5 is top
+    scores = torch.tensor(
+        [
+            [9.0, 0.1, 0.9, 0.5, 0.3, 0.7],  # target 3 (0.5): 0.9, 0.7 above
+            [9.0, 0.2, 0.2, 0.2, 0.2, 0.2],  # constant: tie with all 4 others
+            [0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+        ]
+    )  # target 5 is top
     target = torch.tensor([3, 2, 5])
     assert target_ranks(scores, target).tolist() == [3, 5, 1]
     got = full_ranking_metrics(scores, target, ks=(1, 3))
@@ -109,7 +113,7 @@ def test_accumulator_equals_one_shot_and_chunks():
     target = torch.randint(1, 41, (103,), generator=gen)
     acc = RankingAccumulator(ks=(1, 5, 20))
     for start in range(0, 103, 10):
-        acc.update(scores[start:start + 10], target[start:start + 10])
+        acc.update(scores[start : start + 10], target[start : start + 10])
     assert acc.count == 103
     one_shot = full_ranking_metrics(scores, target, ks=(1, 5, 20))
     for key, value in one_shot.items():

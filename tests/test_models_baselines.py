@@ -28,8 +28,15 @@ CAUSAL = ["sasrec", "tisasrec", "gru4rec", "lrurec"]
 
 
 def make(name: str, **fields):
-    return build_model(name, N_ITEMS, d_model=D, n_layers=2, dropout=0.1, max_len=MAX_LEN,
-                       **{**SMALL[name], **fields})
+    return build_model(
+        name,
+        N_ITEMS,
+        d_model=D,
+        n_layers=2,
+        dropout=0.1,
+        max_len=MAX_LEN,
+        **{**SMALL[name], **fields},
+    )
 
 
 def make_batch(b: int = 4, seqlen: int = 10, seed: int = 0, successor: bool = False):
@@ -81,7 +88,7 @@ def test_causal_models_ignore_the_future(name):
     for t in (0, 3, 7):
         changed = {k: v.clone() for k, v in batch.items()}
         changed["item_seq"][0, t + 1] = changed["item_seq"][0, t + 1] % N_ITEMS + 1
-        changed["time_seq"][0, t + 1:] += 7 * 86400  # a week later from t + 1 on
+        changed["time_seq"][0, t + 1 :] += 7 * 86400  # a week later from t + 1 on
         new = model.encode(changed)
         torch.testing.assert_close(new[:, : t + 1], out[:, : t + 1])
         assert not torch.allclose(new[0, t + 1], out[0, t + 1])
@@ -133,8 +140,9 @@ def test_loss_falls_on_successor_task(name):
         opt.step()
         losses.append(loss.item())
     after = next_item_ce()
-    print(name, objective, "train", losses[0], "->", losses[-1],
-          "| next-item CE", before, "->", after)
+    print(
+        name, objective, "train", losses[0], "->", losses[-1], "| next-item CE", before, "->", after
+    )
     assert sum(losses[-5:]) < 0.85 * sum(losses[:5])
     assert after < 0.8 * before
 
@@ -220,18 +228,22 @@ def test_caser_window_and_optional_user():
         model.full_sort_predict(batch)
     with_user = dict(batch, user_id=torch.tensor([1, 2, 3, 4]))
     assert model.full_sort_predict(with_user).shape == (4, N_ITEMS + 1)
-    assert model.calculate_loss(with_user) > F.cross_entropy(model.full_sort_predict(with_user),
-                                                             batch["target"])  # + L2 term
+    assert model.calculate_loss(with_user) > F.cross_entropy(
+        model.full_sort_predict(with_user), batch["target"]
+    )  # + L2 term
 
 
-@pytest.mark.parametrize("name, fields, match", [
-    ("sasrec", {"n_heads": 3}, "divisible"),
-    ("bert4rec", {"mask_ratio": 1.5}, "mask_ratio"),
-    ("tisasrec", {"time_span": 0}, "time_span"),
-    ("gru4rec", {"hidden_size": 0}, "hidden_size"),
-    ("caser", {"n_h": 0, "n_v": 0}, "n_h"),
-    ("lrurec", {"r_min": 0.99, "r_max": 0.9}, "r_min"),
-])
+@pytest.mark.parametrize(
+    "name, fields, match",
+    [
+        ("sasrec", {"n_heads": 3}, "divisible"),
+        ("bert4rec", {"mask_ratio": 1.5}, "mask_ratio"),
+        ("tisasrec", {"time_span": 0}, "time_span"),
+        ("gru4rec", {"hidden_size": 0}, "hidden_size"),
+        ("caser", {"n_h": 0, "n_v": 0}, "n_h"),
+        ("lrurec", {"r_min": 0.99, "r_max": 0.9}, "r_min"),
+    ],
+)
 def test_bad_configs_are_rejected(name, fields, match):
     with pytest.raises(ValueError, match=match):
         make(name, **fields)

@@ -53,13 +53,15 @@ def full_sequences(b=3, l=10, seed=0):
 def make_batch(items, times, lens, width):
     """Right-padded batch of width ``width``: histories items[:, :len], targets after them."""
     b = items.shape[0]
-    batch = {k: torch.zeros(b, width, dtype=torch.long)
-             for k in ("item_seq", "time_seq", "targets", "target_times")}
+    batch = {
+        k: torch.zeros(b, width, dtype=torch.long)
+        for k in ("item_seq", "time_seq", "targets", "target_times")
+    }
     for i, n in enumerate(lens):
         batch["item_seq"][i, :n] = items[i, :n]
         batch["time_seq"][i, :n] = times[i, :n]
-        batch["targets"][i, :n] = items[i, 1:n + 1]
-        batch["target_times"][i, :n] = times[i, 1:n + 1]
+        batch["targets"][i, :n] = items[i, 1 : n + 1]
+        batch["target_times"][i, :n] = times[i, 1 : n + 1]
     lens = torch.tensor(lens)
     rows = torch.arange(b)
     batch.update(item_seq_len=lens, target=items[rows, lens], target_time=times[rows, lens])
@@ -85,7 +87,7 @@ def test_shapes_scores_and_eval_determinism(case):
 def _prefix_and_suffix_change(model, batch, batch2, t):
     h, h2 = model.encode(batch), model.encode(batch2)
     diff = (h - h2).abs()
-    return diff[:, : t + 1].max().item(), diff[:, t + 1:].max().item()
+    return diff[:, : t + 1].max().item(), diff[:, t + 1 :].max().item()
 
 
 @pytest.mark.parametrize("case", CAUSAL)
@@ -97,7 +99,7 @@ def test_causal_models_ignore_the_future(case):
     t = 4
     batch = make_batch(items, times, [10, 10], 10)
     items2 = items.clone()
-    items2[:, t + 1:] = torch.randint(1, N_ITEMS + 1, items2[:, t + 1:].shape)
+    items2[:, t + 1 :] = torch.randint(1, N_ITEMS + 1, items2[:, t + 1 :].shape)
     changed = make_batch(items2, times, [10, 10], 10)
     before, after = _prefix_and_suffix_change(model, batch, changed, t)
     print(case, "items changed after t: max diff <= t", before, "after t", after)
@@ -150,8 +152,12 @@ def test_ssd4rec_packed_equals_padded():
     items, times = full_sequences(b=3, l=9)
     padded = make_batch(items, times, [9, 4, 6], width=9)
     seq, seq_idx, real = pack(padded["item_seq"], padded["item_seq_len"])
-    packed = {"item_seq": seq, "seq_idx": seq_idx, "target": padded["target"],
-              "cu_seqlens": torch.tensor([0, 9, 13, 19], dtype=torch.int32)}
+    packed = {
+        "item_seq": seq,
+        "seq_idx": seq_idx,
+        "target": padded["target"],
+        "cu_seqlens": torch.tensor([0, 9, 13, 19], dtype=torch.int32),
+    }
     h_packed = model.encode(packed)
     assert h_packed.shape == (1, 19, 16)
     torch.testing.assert_close(h_packed[0], model.encode(padded)[real])
@@ -187,12 +193,14 @@ def test_ss4rec_query_time():
     assert torch.isfinite(decades).all()
     # calculate_loss / full_sort_predict query at batch["target_time"]
     torch.testing.assert_close(model.full_sort_predict(batch), model.scores(soon))
-    gaps = query_gaps(batch["item_seq"], batch["time_seq"], batch["item_seq_len"],
-                      at_time=batch["target_time"])
+    gaps = query_gaps(
+        batch["item_seq"], batch["time_seq"], batch["item_seq_len"], at_time=batch["target_time"]
+    )
     assert gaps[0, 5] == batch["target_time"][0] - batch["time_seq"][0, 5]
     assert gaps[1, 2] == batch["target_time"][1] - batch["time_seq"][1, 2] and gaps[1, 3] == 0
-    torch.testing.assert_close(gaps, query_gaps(batch["item_seq"], batch["time_seq"],
-                                                target_times=batch["target_times"]))
+    torch.testing.assert_close(
+        gaps, query_gaps(batch["item_seq"], batch["time_seq"], target_times=batch["target_times"])
+    )
 
 
 def test_config_validation_and_input_errors():
@@ -222,8 +230,9 @@ def _next_item_task(b=16, l=6, seed=0):
     return make_batch(items, times, lens, width=l)
 
 
-@pytest.mark.parametrize("case,objective", [(c, o) for c in CASES for o in ("last", "all")
-                                            if o == "last" or c in CAUSAL])
+@pytest.mark.parametrize(
+    "case,objective", [(c, o) for c in CASES for o in ("last", "all") if o == "last" or c in CAUSAL]
+)
 def test_loss_falls_within_20_adam_steps(case, objective):
     torch.manual_seed(0)
     model = make_model(case, double=False, dropout=0.0)

@@ -74,8 +74,9 @@ def test_oracle_reaches_one_and_time_blind_bayes_reaches_the_ceiling(toy):
     split = toy.split()
     oracle = _evaluate(split, lambda batch: oracle_scores(batch, toy.toy))
     assert oracle["hr@10"] == 1.0
-    counts = torch.from_numpy(transition_counts(split.items, split.starts, split.train_ends,
-                                                toy.n_items)).double()
+    counts = torch.from_numpy(
+        transition_counts(split.items, split.starts, split.train_ends, toy.n_items)
+    ).double()
     gen = torch.Generator().manual_seed(0)
 
     def markov(batch):  # Bayes-optimal time-blind scorer: counts of last item -> next item

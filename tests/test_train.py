@@ -50,19 +50,29 @@ def tiny_registered(monkeypatch):
 
 @pytest.fixture(scope="module")
 def dataset():
-    return load_dataset("toy", n_users=48, n_items=20, seq_len=(5, 12), n_buckets=2,
-                        group_size=5, seed=1)
+    return load_dataset(
+        "toy", n_users=48, n_items=20, seq_len=(5, 12), n_buckets=2, group_size=5, seed=1
+    )
 
 
 def make_config(**train):
-    train = {"epochs": 3, "batch_size": 32, "eval_batch_size": 16, "lr": 1e-2, "seed": 7,
-             "objective": "last", "progress": False, **train}
+    train = {
+        "epochs": 3,
+        "batch_size": 32,
+        "eval_batch_size": 16,
+        "lr": 1e-2,
+        "seed": 7,
+        "objective": "last",
+        "progress": False,
+        **train,
+    }
     return build_config("tinygru", [{"train": train}])
 
 
 def make_trainer(dataset, output=None, **train):
-    return Trainer(make_config(**train), dataset=dataset, output=output, device="cpu",
-                   verbose=False)
+    return Trainer(
+        make_config(**train), dataset=dataset, output=output, device="cpu", verbose=False
+    )
 
 
 def pairs_last(split, max_len):
@@ -78,7 +88,7 @@ def pairs_all(split, max_len):
     for b in split.train_batches("all", batch_size=7, max_len=max_len, seed=0):
         for seq, n, targets in zip(b["item_seq"], b["item_seq_len"], b["targets"]):
             for t in range(int(n)):
-                out[(tuple(seq[:t + 1].tolist()), int(targets[t]))] += 1
+                out[(tuple(seq[: t + 1].tolist()), int(targets[t]))] += 1
     return out
 
 
@@ -107,8 +117,13 @@ def test_fit_writes_run_folder(dataset, tmp_path):
     trainer = make_trainer(dataset, tmp_path / "run")
     result = trainer.fit()
     run = tmp_path / "run"
-    assert {p.name for p in run.iterdir()} == {"config.yaml", "last.pt", "best.pt", "log.jsonl",
-                                               "metrics.json"}
+    assert {p.name for p in run.iterdir()} == {
+        "config.yaml",
+        "last.pt",
+        "best.pt",
+        "log.jsonl",
+        "metrics.json",
+    }
     lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == [1, 2, 3]
     assert {"epoch", "train_loss", "valid", "seconds"} <= set(lines[0])
@@ -162,8 +177,12 @@ def test_resume_after_kill_is_exact(dataset, tmp_path):
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(dataset, tmp_path, monkeypatch):
     trainer = make_trainer(dataset, tmp_path)
     snapshots = {}
-    trainer.add_callback("on_epoch_end", lambda t, record: snapshots.update(
-        {record["epoch"]: {k: v.clone() for k, v in t.model.state_dict().items()}}))
+    trainer.add_callback(
+        "on_epoch_end",
+        lambda t, record: snapshots.update(
+            {record["epoch"]: {k: v.clone() for k, v in t.model.state_dict().items()}}
+        ),
+    )
     real_loss = trainer.model.calculate_loss
     steps_per_epoch = len(trainer.train_batches)
 
@@ -252,8 +271,16 @@ def test_all_objective_trains(dataset):
 def test_every_registered_model_trains_with_its_toy_defaults(name, dataset):
     from ssmlab.config import load_config
 
-    config = load_config(name, "toy", overrides=["train.epochs=1", "train.steps_per_epoch=2",
-                                                 "train.progress=false", "train.batch_size=16"])
+    config = load_config(
+        name,
+        "toy",
+        overrides=[
+            "train.epochs=1",
+            "train.steps_per_epoch=2",
+            "train.progress=false",
+            "train.batch_size=16",
+        ],
+    )
     trainer = Trainer(config, dataset=dataset, device="cpu", verbose=False)
     result = trainer.fit()
     assert trainer.step == 2

@@ -11,16 +11,22 @@ from ssmlab.viz import training
 
 
 def _history(losses, ndcgs):
-    return [{"epoch": i + 1, "train_loss": lo, "valid": {"ndcg@10": n, "hr@10": 2 * n}}
-            for i, (lo, n) in enumerate(zip(losses, ndcgs))]
+    return [
+        {"epoch": i + 1, "train_loss": lo, "valid": {"ndcg@10": n, "hr@10": 2 * n}}
+        for i, (lo, n) in enumerate(zip(losses, ndcgs))
+    ]
 
 
-HIST = {"tim4rec": _history([4.5, 3.9, 3.1], [0.2, 0.3, 0.4]),
-        "ssd4rec_star": _history([4.5, 3.6, 3.0], [0.2, 0.22, 0.23])}
-RESULTS = {"tim4rec": {"hr@10": 0.8, "ndcg@10": 0.4, "mrr@10": 0.3},
-           "ssd4rec_star": {"hr@10": 0.5, "ndcg@10": 0.22, "mrr@10": 0.14},
-           "ss4rec": {"hr@10": 0.7, "ndcg@10": 0.35, "mrr@10": 0.25},
-           "mamba4rec": {"hr@10": 0.49, "ndcg@10": 0.21, "mrr@10": 0.13}}
+HIST = {
+    "tim4rec": _history([4.5, 3.9, 3.1], [0.2, 0.3, 0.4]),
+    "ssd4rec_star": _history([4.5, 3.6, 3.0], [0.2, 0.22, 0.23]),
+}
+RESULTS = {
+    "tim4rec": {"hr@10": 0.8, "ndcg@10": 0.4, "mrr@10": 0.3},
+    "ssd4rec_star": {"hr@10": 0.5, "ndcg@10": 0.22, "mrr@10": 0.14},
+    "ss4rec": {"hr@10": 0.7, "ndcg@10": 0.35, "mrr@10": 0.25},
+    "mamba4rec": {"hr@10": 0.49, "ndcg@10": 0.21, "mrr@10": 0.13},
+}
 
 
 def _titles(fig, i=""):
@@ -61,8 +67,12 @@ def test_metric_table_rows_columns_and_missing_metric():
 
 
 def test_metric_and_ablation_bars():
-    groups = {"tim4rec": "time-aware", "ss4rec": "time-aware",
-              "ssd4rec_star": "time-blind", "mamba4rec": "time-blind"}
+    groups = {
+        "tim4rec": "time-aware",
+        "ss4rec": "time-aware",
+        "ssd4rec_star": "time-blind",
+        "mamba4rec": "time-blind",
+    }
     fig = training.metric_bars(RESULTS, "hr@10", ceilings={"ceiling": 0.5}, groups=groups)
     assert [t.type for t in fig.data] == ["bar", "bar", "scatter"]
     assert list(fig.data[0].x) == ["tim4rec", "ss4rec"] and list(fig.data[0].y) == [0.8, 0.7]
@@ -103,7 +113,12 @@ def test_probability_vs_gap_and_labels():
     with pytest.raises(ValueError, match="scores"):
         training.probability_vs_gap(gaps, scores[:2], items=[1])
     assert [training.gap_label(s) for s in (30, 120, 7200, 2 * 86400, 90 * 86400)] == [
-        "30 s", "2 min", "2 h", "2 days", "3 months"]
+        "30 s",
+        "2 min",
+        "2 h",
+        "2 days",
+        "3 months",
+    ]
 
 
 # ---------------------------------------------------------------- widget

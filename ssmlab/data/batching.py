@@ -55,9 +55,14 @@ def _ranges(counts: np.ndarray) -> np.ndarray:
     return np.arange(total) - np.repeat(ends - counts, counts)
 
 
-def padded_batch(items: np.ndarray, times: np.ndarray, row_start: np.ndarray,
-                 row_len: np.ndarray, target: np.ndarray | None = None,
-                 width: int | None = None) -> dict[str, torch.Tensor]:
+def padded_batch(
+    items: np.ndarray,
+    times: np.ndarray,
+    row_start: np.ndarray,
+    row_len: np.ndarray,
+    target: np.ndarray | None = None,
+    width: int | None = None,
+) -> dict[str, torch.Tensor]:
     """Right-padded batch. ``target=None``: all-positions (``targets``/``target_times`` per
     position, the item after each input); else one ``target``/``target_time`` per row.
 
@@ -67,9 +72,11 @@ def padded_batch(items: np.ndarray, times: np.ndarray, row_start: np.ndarray,
     offsets = np.arange(width)
     real = offsets[None, :] < row_len[:, None]  # (b w)
     index = np.where(real, row_start[:, None] + offsets[None, :], 0)  # (b w)
-    batch = {"item_seq": _tensor(np.where(real, items[index], 0)),
-             "item_seq_len": _tensor(row_len),
-             "time_seq": _tensor(np.where(real, times[index], 0))}
+    batch = {
+        "item_seq": _tensor(np.where(real, items[index], 0)),
+        "item_seq_len": _tensor(row_len),
+        "time_seq": _tensor(np.where(real, times[index], 0)),
+    }
     if target is None:
         batch["targets"] = _tensor(np.where(real, items[index + 1], 0))
         batch["target_times"] = _tensor(np.where(real, times[index + 1], 0))
@@ -79,8 +86,13 @@ def padded_batch(items: np.ndarray, times: np.ndarray, row_start: np.ndarray,
     return batch
 
 
-def packed_batch(items: np.ndarray, times: np.ndarray, row_start: np.ndarray,
-                 row_len: np.ndarray, target: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+def packed_batch(
+    items: np.ndarray,
+    times: np.ndarray,
+    row_start: np.ndarray,
+    row_len: np.ndarray,
+    target: np.ndarray | None = None,
+) -> dict[str, torch.Tensor]:
     """Packed variable-length batch: sequences back to back, no padding (SSD4Rec).
 
     Shapes: rows (n,) -> item_seq, time_seq, seq_idx (1, t), item_seq_len (n,),
@@ -88,12 +100,15 @@ def packed_batch(items: np.ndarray, times: np.ndarray, row_start: np.ndarray,
     """
     cu_seqlens = np.concatenate([[0], np.cumsum(row_len)])
     index = np.repeat(row_start, row_len) + _ranges(row_len)  # (t)
-    batch = {"item_seq": _tensor(items[index])[None],
-             "item_seq_len": _tensor(row_len),
-             "time_seq": _tensor(times[index])[None],
-             "seq_idx": torch.from_numpy(np.repeat(np.arange(len(row_len)), row_len)
-                                         .astype(np.int32))[None],
-             "cu_seqlens": torch.from_numpy(cu_seqlens.astype(np.int32))}
+    batch = {
+        "item_seq": _tensor(items[index])[None],
+        "item_seq_len": _tensor(row_len),
+        "time_seq": _tensor(times[index])[None],
+        "seq_idx": torch.from_numpy(np.repeat(np.arange(len(row_len)), row_len).astype(np.int32))[
+            None
+        ],
+        "cu_seqlens": torch.from_numpy(cu_seqlens.astype(np.int32)),
+    }
     if target is None:
         batch["targets"] = _tensor(items[index + 1])[None]
         batch["target_times"] = _tensor(times[index + 1])[None]
@@ -107,8 +122,9 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64))
 
 
-def group_rows(order: np.ndarray, row_len: np.ndarray, batch_size: int,
-               max_tokens: int | None = None) -> list[np.ndarray]:
+def group_rows(
+    order: np.ndarray, row_len: np.ndarray, batch_size: int, max_tokens: int | None = None
+) -> list[np.ndarray]:
     """Split ``order`` into batches of at most ``batch_size`` rows and ``max_tokens`` tokens.
 
     A row longer than ``max_tokens`` gets a batch of its own (it is never cut).
@@ -116,7 +132,7 @@ def group_rows(order: np.ndarray, row_len: np.ndarray, batch_size: int,
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if max_tokens is None:
-        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1 or None, got {max_tokens}")
     batches, current, tokens = [], [], 0

@@ -45,8 +45,11 @@ class Dataset:
     def sequences(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(offsets (u + 1,), items (n,), timestamps (n,)): user u's sequence is
         ``items[offsets[u-1]:offsets[u]]``."""
-        return (self.offsets, self.inter["item"].to_numpy(np.int64),
-                self.inter["timestamp"].to_numpy(np.int64))
+        return (
+            self.offsets,
+            self.inter["item"].to_numpy(np.int64),
+            self.inter["timestamp"].to_numpy(np.int64),
+        )
 
     @property
     def time_scale(self) -> float:
@@ -58,11 +61,18 @@ class Dataset:
         """users, items, interactions, avg_len, min_len, max_len, sparsity, time_scale, raw."""
         lengths = np.diff(self.offsets)
         n = len(self.inter)
-        stats = {"name": self.name, "users": self.n_users, "items": self.n_items,
-                 "interactions": n, "avg_len": n / max(self.n_users, 1),
-                 "min_len": int(lengths.min()), "max_len": int(lengths.max()),
-                 "sparsity": 1 - n / max(self.n_users * self.n_items, 1),
-                 "time_scale": self.time_scale, "raw": dict(self.raw_stats)}
+        stats = {
+            "name": self.name,
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": n,
+            "avg_len": n / max(self.n_users, 1),
+            "min_len": int(lengths.min()),
+            "max_len": int(lengths.max()),
+            "sparsity": 1 - n / max(self.n_users * self.n_items, 1),
+            "time_scale": self.time_scale,
+            "raw": dict(self.raw_stats),
+        }
         if self.toy is not None:
             stats["ceiling"] = toy_ceiling(10, self.toy.n_buckets, self.toy.group_size)
         return stats
@@ -75,16 +85,28 @@ class Dataset:
         return self._split
 
     def __repr__(self) -> str:
-        return (f"Dataset({self.name!r}, users={self.n_users:,}, items={self.n_items:,}, "
-                f"interactions={len(self.inter):,})")
+        return (
+            f"Dataset({self.name!r}, users={self.n_users:,}, items={self.n_items:,}, "
+            f"interactions={len(self.inter):,})"
+        )
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
-                 cache_dir: str | os.PathLike | None = None, min_user_inter: int = 5,
-                 min_item_inter: int = 5, verify: bool = True, download: bool = True,
-                 refresh: bool = False, columns: tuple[str, str, str] | None = None,
-                 sep: str = ",", header: bool = True, time_unit: str = "s",
-                 **options) -> Dataset:
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    min_user_inter: int = 5,
+    min_item_inter: int = 5,
+    verify: bool = True,
+    download: bool = True,
+    refresh: bool = False,
+    columns: tuple[str, str, str] | None = None,
+    sep: str = ",",
+    header: bool = True,
+    time_unit: str = "s",
+    **options,
+) -> Dataset:
     """Load, preprocess (k-core, ids 1..n, stable time order) and cache a dataset.
 
     Args:
@@ -106,9 +128,12 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
     if name == "toy":
         toy = make_toy(**options)
         n = toy.n_users
-        processed = prep.Processed(toy.inter, _ids(n), _ids(toy.n_items),
-                                   prep.table_stats(toy.inter["user"].to_numpy(),
-                                                    toy.inter["item"].to_numpy()))
+        processed = prep.Processed(
+            toy.inter,
+            _ids(n),
+            _ids(toy.n_items),
+            prep.table_stats(toy.inter["user"].to_numpy(), toy.inter["item"].to_numpy()),
+        )
         return Dataset(name, processed, {"settings": options}, toy=toy)
     if name.startswith("csv:"):
         files, parse = _csv_source(Path(name[4:]).expanduser(), columns, sep, header, time_unit)
@@ -123,8 +148,12 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
     for raw, path in files:
         expected = known.get(Path(raw.fname).name) if (verify and parse is None) else None
         checked.append((raw.fname, raw.member, sources.verify_file(path, expected)))
-    settings = {"min_user_inter": min_user_inter, "min_item_inter": min_item_inter,
-                "options": options, "csv": [columns, sep, header, time_unit]}
+    settings = {
+        "min_user_inter": min_user_inter,
+        "min_item_inter": min_item_inter,
+        "options": options,
+        "csv": [columns, sep, header, time_unit],
+    }
     key = prep.cache_key({"name": slug, "files": checked, "settings": settings})
     folder = sources.cache_root(data_dir, cache_dir) / slug / key
     cached = None if refresh else prep.load_cache(folder)
@@ -134,8 +163,12 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
         return Dataset(name, processed, meta)
     raw_table = parse() if parse else registry.parse(files, **options)
     processed = prep.preprocess(raw_table, min_user_inter, min_item_inter)
-    meta = {"files": [[str(p), m, h] for (_, m, h), (_, p) in zip(checked, files, strict=True)],
-            "settings": settings, "cache": str(folder), "cache_hit": False}
+    meta = {
+        "files": [[str(p), m, h] for (_, m, h), (_, p) in zip(checked, files, strict=True)],
+        "settings": settings,
+        "cache": str(folder),
+        "cache_hit": False,
+    }
     try:
         prep.save_cache(processed, folder, meta)
     except OSError as err:
@@ -160,8 +193,15 @@ def _csv_source(path: Path, columns, sep, header, time_unit):
     raw = registry.RawFile(path.name, "read_table")
 
     def parse():
-        return readers.read_table(path, display=str(path), sep=sep, header=header,
-                                  columns=tuple(columns), names=names, time_unit=time_unit)
+        return readers.read_table(
+            path,
+            display=str(path),
+            sep=sep,
+            header=header,
+            columns=tuple(columns),
+            names=names,
+            time_unit=time_unit,
+        )
 
     return [(raw, path)], parse
 
@@ -183,8 +223,10 @@ def _locate(spec, data_dir, cache_dir, download: bool):
                 return list(zip(layout, paths, strict=True))
     looked = ", ".join(raw.fname for layout in spec.candidates for raw in layout)
     if not download or not spec.download:
-        raise FileNotFoundError(f"{spec.name}: no raw files in {folder} (looked for {looked}); "
-                                f"download=False. Official source: {spec.homepage}")
+        raise FileNotFoundError(
+            f"{spec.name}: no raw files in {folder} (looked for {looked}); "
+            f"download=False. Official source: {spec.homepage}"
+        )
     fetched = {}
     for raw in spec.download:
         if raw.fname not in fetched:
@@ -197,20 +239,36 @@ def info_table(name: str, data_dir: str | os.PathLike | None = None, **kwargs) -
     dataset = load_dataset(name, data_dir, **kwargs)
     stats = dataset.stats()
     min_user = kwargs.get("min_user_inter", 5)
-    label = "generated" if name == "toy" else (
-        f"{min_user}-core" if min_user == kwargs.get("min_item_inter", 5) else "filtered")
-    lines = [(f"{name}: {stats['users']:,} users, {stats['items']:,} items, "
-              f"{stats['interactions']:,} interactions"),
-             "", "| | users | items | interactions | avg len | max len |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    label = (
+        "generated"
+        if name == "toy"
+        else (f"{min_user}-core" if min_user == kwargs.get("min_item_inter", 5) else "filtered")
+    )
+    lines = [
+        (
+            f"{name}: {stats['users']:,} users, {stats['items']:,} items, "
+            f"{stats['interactions']:,} interactions"
+        ),
+        "",
+        "| | users | items | interactions | avg len | max len |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for row, values in (("raw", stats["raw"]), (label, stats)):
-        lines.append(f"| {row} | {values['users']:,} | {values['items']:,} | "
-                     f"{values['interactions']:,} | {values['avg_len']:.1f} | "
-                     f"{values['max_len']:,} |")
-    lines += ["", (f"sparsity {stats['sparsity']:.2%}; median gap between a user's consecutive "
-                   f"items (time scale) {stats['time_scale']:,.0f} s")]
+        lines.append(
+            f"| {row} | {values['users']:,} | {values['items']:,} | "
+            f"{values['interactions']:,} | {values['avg_len']:.1f} | "
+            f"{values['max_len']:,} |"
+        )
+    lines += [
+        "",
+        (
+            f"sparsity {stats['sparsity']:.2%}; median gap between a user's consecutive "
+            f"items (time scale) {stats['time_scale']:,.0f} s"
+        ),
+    ]
     if "ceiling" in stats:
         blind, aware = stats["ceiling"]["time_blind"], stats["ceiling"]["time_aware"]
-        lines.append(f"ceiling HR@10: time-blind {blind['hr@10']:.2f}, "
-                     f"time-aware {aware['hr@10']:.2f}")
+        lines.append(
+            f"ceiling HR@10: time-blind {blind['hr@10']:.2f}, time-aware {aware['hr@10']:.2f}"
+        )
     return "\n".join(lines)

@@ -43,24 +43,39 @@ class Processed:
 def table_stats(user: np.ndarray, item: np.ndarray) -> dict:
     """users, items, interactions, avg_len, min_len, max_len of a (user, item) table."""
     if len(user) == 0:
-        return {"users": 0, "items": 0, "interactions": 0, "avg_len": 0.0, "min_len": 0,
-                "max_len": 0}
+        return {
+            "users": 0,
+            "items": 0,
+            "interactions": 0,
+            "avg_len": 0.0,
+            "min_len": 0,
+            "max_len": 0,
+        }
     _, per_user = np.unique(user, return_counts=True)
-    return {"users": len(per_user), "items": len(np.unique(item)),
-            "interactions": len(user), "avg_len": float(len(user) / len(per_user)),
-            "min_len": int(per_user.min()), "max_len": int(per_user.max())}
+    return {
+        "users": len(per_user),
+        "items": len(np.unique(item)),
+        "interactions": len(user),
+        "avg_len": float(len(user) / len(per_user)),
+        "min_len": int(per_user.min()),
+        "max_len": int(per_user.max()),
+    }
 
 
-def kcore_mask(user_codes: np.ndarray, item_codes: np.ndarray, min_user_inter: int,
-               min_item_inter: int) -> np.ndarray:
+def kcore_mask(
+    user_codes: np.ndarray, item_codes: np.ndarray, min_user_inter: int, min_item_inter: int
+) -> np.ndarray:
     """Rows kept by iterative k-core filtering. Shapes: (n,), (n,) int codes -> (n,) bool."""
     keep = np.ones(len(user_codes), dtype=bool)
     n_users, n_items = int(user_codes.max()) + 1, int(item_codes.max()) + 1
     while True:
         user_count = np.bincount(user_codes[keep], minlength=n_users)
         item_count = np.bincount(item_codes[keep], minlength=n_items)
-        new = keep & (user_count[user_codes] >= min_user_inter) & (
-            item_count[item_codes] >= min_item_inter)
+        new = (
+            keep
+            & (user_count[user_codes] >= min_user_inter)
+            & (item_count[item_codes] >= min_item_inter)
+        )
         if new.sum() == keep.sum():
             return new
         keep = new
@@ -76,16 +91,22 @@ def preprocess(raw: pd.DataFrame, min_user_inter: int = 5, min_item_inter: int =
     item_codes, _ = pd.factorize(raw["item"], sort=False)
     keep = kcore_mask(user_codes, item_codes, min_user_inter, min_item_inter)
     if not keep.any():
-        raise ValueError(f"no interaction is left after {min_user_inter}-core (users) / "
-                         f"{min_item_inter}-core (items) filtering of {raw_stats}")
+        raise ValueError(
+            f"no interaction is left after {min_user_inter}-core (users) / "
+            f"{min_item_inter}-core (items) filtering of {raw_stats}"
+        )
     row = np.flatnonzero(keep)  # original file order
     user_orig, user_new = np.unique(raw["user"].to_numpy()[row], return_inverse=True)
     item_orig, item_new = np.unique(raw["item"].to_numpy()[row], return_inverse=True)
     timestamp = raw["timestamp"].to_numpy(np.int64)[row]
     order = np.lexsort((row, timestamp, user_new))  # last key sorts first; row breaks ties
-    inter = pd.DataFrame({"user": user_new[order].astype(np.int64) + 1,
-                          "item": item_new[order].astype(np.int64) + 1,
-                          "timestamp": timestamp[order]})
+    inter = pd.DataFrame(
+        {
+            "user": user_new[order].astype(np.int64) + 1,
+            "item": item_new[order].astype(np.int64) + 1,
+            "timestamp": timestamp[order],
+        }
+    )
     return Processed(inter, _with_pad(user_orig), _with_pad(item_orig), raw_stats)
 
 
@@ -110,8 +131,9 @@ def save_cache(processed: Processed, folder: Path, meta: dict) -> None:
         processed.inter.to_parquet(tmp / "inter.parquet", index=False)
         pd.DataFrame({"id": processed.user_ids.astype(str)}).to_parquet(tmp / "users.parquet")
         pd.DataFrame({"id": processed.item_ids.astype(str)}).to_parquet(tmp / "items.parquet")
-        (tmp / "meta.json").write_text(json.dumps({**meta, "raw_stats": processed.raw_stats},
-                                                  indent=1, default=str))
+        (tmp / "meta.json").write_text(
+            json.dumps({**meta, "raw_stats": processed.raw_stats}, indent=1, default=str)
+        )
         try:
             os.replace(tmp, folder)
         except OSError:  # another process wrote the same key first: keep theirs

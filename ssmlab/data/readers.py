@@ -32,9 +32,17 @@ def _stream(source: Source):
     return io.BytesIO(source) if isinstance(source, bytes) else source
 
 
-def read_table(source: Source, *, display: str, sep: str, header: bool,
-               columns: tuple[str, str, str], names: list[str] | None = None,
-               time_unit: str = "s", extra: tuple[str, ...] = ()) -> pd.DataFrame:
+def read_table(
+    source: Source,
+    *,
+    display: str,
+    sep: str,
+    header: bool,
+    columns: tuple[str, str, str],
+    names: list[str] | None = None,
+    time_unit: str = "s",
+    extra: tuple[str, ...] = (),
+) -> pd.DataFrame:
     """Read a delimited file and keep ``columns`` = (user, item, time) as user/item/timestamp.
 
     ``header=True``: the first line names the columns. ``header=False``: ``names`` gives them.
@@ -54,12 +62,21 @@ def read_table(source: Source, *, display: str, sep: str, header: bool,
         raise DataFormatError(f"{display} is empty: no header and no interactions") from None
     missing = [c for c in wanted if c not in found]
     if missing:
-        raise DataFormatError(f"{display}: missing column(s) {missing}; columns found: {found}. "
-                              "Name the right ones with columns=(user, item, time).")
+        raise DataFormatError(
+            f"{display}: missing column(s) {missing}; columns found: {found}. "
+            "Name the right ones with columns=(user, item, time)."
+        )
     try:  # no usecols: with it pandas silently ignores extra fields on a line
-        frame = pd.read_csv(_stream(source), sep=sep, header=0 if header else None,
-                            names=None if header else names, skip_blank_lines=False,
-                            keep_default_na=False, na_values=[""], low_memory=False)
+        frame = pd.read_csv(
+            _stream(source),
+            sep=sep,
+            header=0 if header else None,
+            names=None if header else names,
+            skip_blank_lines=False,
+            keep_default_na=False,
+            na_values=[""],
+            low_memory=False,
+        )
     except pd.errors.EmptyDataError:
         raise DataFormatError(f"{display} is empty: no interactions") from None
     except pd.errors.ParserError as err:  # pandas names the line: "Expected 4 fields in line 7"
@@ -72,13 +89,21 @@ def read_table(source: Source, *, display: str, sep: str, header: bool,
     bad = frame[wanted].isna().any(axis=1).to_numpy()
     if bad.any():
         row = int(np.argmax(bad))
-        raise DataFormatError(f"{display}: line {row + first_line}: malformed or truncated line "
-                              f"(missing field among {wanted})")
+        raise DataFormatError(
+            f"{display}: line {row + first_line}: malformed or truncated line "
+            f"(missing field among {wanted})"
+        )
     return _finish(frame, columns, display, first_line, TIME_UNITS[time_unit], extra)
 
 
-def _finish(frame: pd.DataFrame, columns, display: str, first_line: int, divisor: int,
-            extra: tuple[str, ...] = ()) -> pd.DataFrame:
+def _finish(
+    frame: pd.DataFrame,
+    columns,
+    display: str,
+    first_line: int,
+    divisor: int,
+    extra: tuple[str, ...] = (),
+) -> pd.DataFrame:
     """Validate the time column and return user/item/timestamp (+ extra) in file order."""
     raw_time = frame[columns[2]]
     if pd.api.types.is_integer_dtype(raw_time.dtype):
@@ -88,16 +113,25 @@ def _finish(frame: pd.DataFrame, columns, display: str, first_line: int, divisor
         bad = ~np.isfinite(numeric)
         if bad.any():
             row = int(np.argmax(bad))
-            raise DataFormatError(f"{display}: line {row + first_line}: timestamp "
-                                  f"{raw_time.iloc[row]!r} is not a finite number")
+            raise DataFormatError(
+                f"{display}: line {row + first_line}: timestamp "
+                f"{raw_time.iloc[row]!r} is not a finite number"
+            )
         seconds = np.floor(numeric).astype(np.int64)
     negative = seconds < 0
     if negative.any():
         row = int(np.argmax(negative))
-        raise DataFormatError(f"{display}: line {row + first_line}: negative timestamp "
-                              f"{raw_time.iloc[row]!r} (Unix seconds must be >= 0)")
-    out = pd.DataFrame({"user": _ids(frame[columns[0]]), "item": _ids(frame[columns[1]]),
-                        "timestamp": seconds // divisor})
+        raise DataFormatError(
+            f"{display}: line {row + first_line}: negative timestamp "
+            f"{raw_time.iloc[row]!r} (Unix seconds must be >= 0)"
+        )
+    out = pd.DataFrame(
+        {
+            "user": _ids(frame[columns[0]]),
+            "item": _ids(frame[columns[1]]),
+            "timestamp": seconds // divisor,
+        }
+    )
     for name in extra:
         out[name] = frame[name].to_numpy()
     return out
@@ -112,18 +146,28 @@ def _ids(column: pd.Series) -> np.ndarray:
 
 def read_ml100k(source: Source, display: str) -> pd.DataFrame:
     """MovieLens-100K ``u.data``: ``user \\t item \\t rating \\t timestamp``, no header."""
-    return read_table(source, display=display, sep="\t", header=False,
-                      names=["user_id", "item_id", "rating", "timestamp"],
-                      columns=("user_id", "item_id", "timestamp"))
+    return read_table(
+        source,
+        display=display,
+        sep="\t",
+        header=False,
+        names=["user_id", "item_id", "rating", "timestamp"],
+        columns=("user_id", "item_id", "timestamp"),
+    )
 
 
 def read_ml1m(source: Source, display: str) -> pd.DataFrame:
     """MovieLens-1M ``ratings.dat``: ``user::item::rating::timestamp``, no header."""
     raw = source if isinstance(source, bytes) else Path(source).read_bytes()
     # "::" is a multi-character separator (python engine, slow): map it to a tab first.
-    return read_table(raw.replace(b"::", b"\t"), display=display, sep="\t", header=False,
-                      names=["user_id", "item_id", "rating", "timestamp"],
-                      columns=("user_id", "item_id", "timestamp"))
+    return read_table(
+        raw.replace(b"::", b"\t"),
+        display=display,
+        sep="\t",
+        header=False,
+        names=["user_id", "item_id", "rating", "timestamp"],
+        columns=("user_id", "item_id", "timestamp"),
+    )
 
 
 def read_beauty_5core_csv(source: Source, display: str) -> pd.DataFrame:
@@ -131,15 +175,21 @@ def read_beauty_5core_csv(source: Source, display: str) -> pd.DataFrame:
     raw = source if isinstance(source, bytes) else Path(source).read_bytes()
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
-    return read_table(raw, display=display, sep=",", header=True,
-                      columns=("user_id", "item_id", "timestamp"))
+    return read_table(
+        raw, display=display, sep=",", header=True, columns=("user_id", "item_id", "timestamp")
+    )
 
 
 def read_amazon_ratings_csv(source: Source, display: str) -> pd.DataFrame:
     """McAuley 2014 ``ratings_<Category>.csv``: ``user,item,rating,timestamp``, no header."""
-    return read_table(source, display=display, sep=",", header=False,
-                      names=["user", "item", "rating", "timestamp"],
-                      columns=("user", "item", "timestamp"))
+    return read_table(
+        source,
+        display=display,
+        sep=",",
+        header=False,
+        names=["user", "item", "rating", "timestamp"],
+        columns=("user", "item", "timestamp"),
+    )
 
 
 def read_amazon_reviews_json(source: Source, display: str) -> pd.DataFrame:
@@ -167,13 +217,18 @@ def read_amazon_reviews_json(source: Source, display: str) -> pd.DataFrame:
             items.append(record["asin"])
             times.append(record["unixReviewTime"])
         except (KeyError, TypeError):
-            raise DataFormatError(f"{display}: line {number}: needs keys reviewerID, asin, "
-                                  "unixReviewTime") from None
+            raise DataFormatError(
+                f"{display}: line {number}: needs keys reviewerID, asin, unixReviewTime"
+            ) from None
     if not users:
         raise DataFormatError(f"{display} is empty: no interactions")
-    frame = pd.DataFrame({"reviewerID": pd.Series(users, dtype=object),
-                          "asin": pd.Series(items, dtype=object),
-                          "unixReviewTime": pd.Series(times, dtype=object)})
+    frame = pd.DataFrame(
+        {
+            "reviewerID": pd.Series(users, dtype=object),
+            "asin": pd.Series(items, dtype=object),
+            "unixReviewTime": pd.Series(times, dtype=object),
+        }
+    )
     return _finish(frame, ("reviewerID", "asin", "unixReviewTime"), display, 1, 1)
 
 
@@ -187,9 +242,15 @@ def read_kuairand(sources: list[tuple[Source, str]], clicks_only: bool = False) 
     frames = []
     for source, display in sources:
         extra = ("is_click",) if clicks_only else ()
-        frame = read_table(source, display=display, sep=",", header=True,
-                           columns=("user_id", "video_id", "time_ms"), time_unit="ms",
-                           extra=extra)
+        frame = read_table(
+            source,
+            display=display,
+            sep=",",
+            header=True,
+            columns=("user_id", "video_id", "time_ms"),
+            time_unit="ms",
+            extra=extra,
+        )
         if clicks_only:
             frame = frame[frame.pop("is_click").astype(np.int64) == 1]
         frames.append(frame)

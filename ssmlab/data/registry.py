@@ -86,10 +86,16 @@ def _kuairand_plain(logs: tuple[str, ...]) -> tuple[RawFile, ...]:
 
 
 def _kuairand_tar(logs: tuple[str, ...]) -> tuple[RawFile, ...]:
-    return tuple(RawFile("KuaiRand-Pure.tar.gz", "read_kuairand",
-                         member=f"KuaiRand-Pure/data/{name}", url=_KUAIRAND,
-                         known_hash=KNOWN_SHA256["kuairand"]["KuaiRand-Pure.tar.gz"])
-                 for name in logs)
+    return tuple(
+        RawFile(
+            "KuaiRand-Pure.tar.gz",
+            "read_kuairand",
+            member=f"KuaiRand-Pure/data/{name}",
+            url=_KUAIRAND,
+            known_hash=KNOWN_SHA256["kuairand"]["KuaiRand-Pure.tar.gz"],
+        )
+        for name in logs
+    )
 
 
 def _kuairand_layouts(logs: tuple[str, ...]) -> tuple[tuple[RawFile, ...], ...]:
@@ -98,46 +104,87 @@ def _kuairand_layouts(logs: tuple[str, ...]) -> tuple[tuple[RawFile, ...], ...]:
     return (_kuairand_plain(logs), nested, _kuairand_tar(logs))
 
 
-_ML100K_ZIP = RawFile("ml-100k.zip", "read_ml100k", member="ml-100k/u.data",
-                      url=f"{_ML}/ml-100k.zip", known_hash=KNOWN_SHA256["ml-100k"]["ml-100k.zip"])
-_ML1M_ZIP = RawFile("ml-1m.zip", "read_ml1m", member="ml-1m/ratings.dat",
-                    url=f"{_ML}/ml-1m.zip", known_hash=KNOWN_SHA256["ml-1m"]["ml-1m.zip"])
-_BEAUTY_JSON = RawFile("reviews_Beauty_5.json.gz", "read_amazon_reviews_json",
-                       url=f"{_AMAZON}/reviews_Beauty_5.json.gz", known_hash=None)
+_ML100K_ZIP = RawFile(
+    "ml-100k.zip",
+    "read_ml100k",
+    member="ml-100k/u.data",
+    url=f"{_ML}/ml-100k.zip",
+    known_hash=KNOWN_SHA256["ml-100k"]["ml-100k.zip"],
+)
+_ML1M_ZIP = RawFile(
+    "ml-1m.zip",
+    "read_ml1m",
+    member="ml-1m/ratings.dat",
+    url=f"{_ML}/ml-1m.zip",
+    known_hash=KNOWN_SHA256["ml-1m"]["ml-1m.zip"],
+)
+_BEAUTY_JSON = RawFile(
+    "reviews_Beauty_5.json.gz",
+    "read_amazon_reviews_json",
+    url=f"{_AMAZON}/reviews_Beauty_5.json.gz",
+    known_hash=None,
+)
 
 REGISTRY: dict[str, DatasetSpec] = {
     "ml-100k": DatasetSpec(
-        "ml-100k", "MovieLens 100K ratings (GroupLens), 1997-98",
+        "ml-100k",
+        "MovieLens 100K ratings (GroupLens), 1997-98",
         "https://grouplens.org/datasets/movielens/100k/",
         "GroupLens research licence: no redistribution, cite Harper & Konstan (2015)",
-        candidates=((RawFile("u.data", "read_ml100k"),),
-                    (RawFile("ml-100k/u.data", "read_ml100k"),), (_ML100K_ZIP,)),
-        download=(_ML100K_ZIP,)),
+        candidates=(
+            (RawFile("u.data", "read_ml100k"),),
+            (RawFile("ml-100k/u.data", "read_ml100k"),),
+            (_ML100K_ZIP,),
+        ),
+        download=(_ML100K_ZIP,),
+    ),
     "ml-1m": DatasetSpec(
-        "ml-1m", "MovieLens 1M ratings (GroupLens), 2000-03",
+        "ml-1m",
+        "MovieLens 1M ratings (GroupLens), 2000-03",
         "https://grouplens.org/datasets/movielens/1m/",
         "GroupLens research licence: no redistribution, cite Harper & Konstan (2015)",
-        candidates=((RawFile("ratings.dat", "read_ml1m"),),
-                    (RawFile("ml-1m/ratings.dat", "read_ml1m"),), (_ML1M_ZIP,)),
-        download=(_ML1M_ZIP,)),
+        candidates=(
+            (RawFile("ratings.dat", "read_ml1m"),),
+            (RawFile("ml-1m/ratings.dat", "read_ml1m"),),
+            (_ML1M_ZIP,),
+        ),
+        download=(_ML1M_ZIP,),
+    ),
     "amazon-beauty": DatasetSpec(
-        "amazon-beauty", "Amazon Beauty reviews 2014, 5-core (McAuley)",
+        "amazon-beauty",
+        "Amazon Beauty reviews 2014, 5-core (McAuley)",
         "http://jmcauley.ucsd.edu/data/amazon/index_2014.html",
         "research use; cite He & McAuley (WWW 2016), McAuley et al. (SIGIR 2015)",
-        candidates=((RawFile("beauty_5core.csv.gz", "read_beauty_5core_csv"),),
-                    (_BEAUTY_JSON,),
-                    (RawFile("ratings_Beauty.csv", "read_amazon_ratings_csv",
-                             url=f"{_AMAZON}/ratings_Beauty.csv"),)),
-        download=(_BEAUTY_JSON,)),
+        candidates=(
+            (RawFile("beauty_5core.csv.gz", "read_beauty_5core_csv"),),
+            (_BEAUTY_JSON,),
+            (
+                RawFile(
+                    "ratings_Beauty.csv",
+                    "read_amazon_ratings_csv",
+                    url=f"{_AMAZON}/ratings_Beauty.csv",
+                ),
+            ),
+        ),
+        download=(_BEAUTY_JSON,),
+    ),
     "kuairand": DatasetSpec(
-        "kuairand", "KuaiRand-Pure standard logs (Kuaishou), April-May 2022",
-        "https://kuairand.com/", "CC BY-SA 4.0",
+        "kuairand",
+        "KuaiRand-Pure standard logs (Kuaishou), April-May 2022",
+        "https://kuairand.com/",
+        "CC BY-SA 4.0",
         candidates=_kuairand_layouts(_KR_LOGS[:1]),
         download=_kuairand_tar(_KR_LOGS[:1]),
-        options={"logs": "first", "clicks_only": False}),
+        options={"logs": "first", "clicks_only": False},
+    ),
 }
-REGISTRY["toy"] = DatasetSpec("toy", "generated continuous-time toy sequences (ssmlab.data.toy)",
-                              "", "generated", candidates=())
+REGISTRY["toy"] = DatasetSpec(
+    "toy",
+    "generated continuous-time toy sequences (ssmlab.data.toy)",
+    "",
+    "generated",
+    candidates=(),
+)
 
 
 def known_names() -> list[str]:
@@ -155,9 +202,15 @@ def get_spec(name: str, **options) -> DatasetSpec:
         if logs not in ("first", "all"):
             raise ValueError(f"kuairand: logs must be 'first' or 'all', got {logs!r}")
         names = _KR_LOGS[:1] if logs == "first" else _KR_LOGS
-        spec = DatasetSpec(spec.name, spec.description, spec.homepage, spec.license,
-                           candidates=_kuairand_layouts(names), download=_kuairand_tar(names),
-                           options=spec.options)
+        spec = DatasetSpec(
+            spec.name,
+            spec.description,
+            spec.homepage,
+            spec.license,
+            candidates=_kuairand_layouts(names),
+            download=_kuairand_tar(names),
+            options=spec.options,
+        )
     return spec
 
 
@@ -183,8 +236,10 @@ def read_member(path: Path, member: str | None) -> Path | bytes:
 
 def parse(files: list[tuple[RawFile, Path]], **options):
     """Parse the located files of one layout into one user/item/timestamp table."""
-    sources = [(read_member(path, raw.member),
-                f"{path}" + (f"!{raw.member}" if raw.member else "")) for raw, path in files]
+    sources = [
+        (read_member(path, raw.member), f"{path}" + (f"!{raw.member}" if raw.member else ""))
+        for raw, path in files
+    ]
     reader = files[0][0].reader
     if reader == "read_kuairand":
         return readers.read_kuairand(sources, clicks_only=bool(options.get("clicks_only", False)))

@@ -58,12 +58,16 @@ def is_writable(folder: Path) -> bool:
         if probe.parent == probe:
             return False
         probe = probe.parent
-    return (probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
-            and bool(probe.stat().st_mode & 0o222))
+    return (
+        probe.is_dir()
+        and os.access(probe, os.W_OK | os.X_OK)
+        and bool(probe.stat().st_mode & 0o222)
+    )
 
 
-def cache_root(data_dir: str | os.PathLike | None = None,
-               cache_dir: str | os.PathLike | None = None) -> Path:
+def cache_root(
+    data_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None
+) -> Path:
     """The processed cache: ``cache_dir`` > ``SSMLAB_CACHE_DIR`` > ``<root>/cache`` (if the raw
     root is writable) > ``~/.cache/ssmlab``."""
     if cache_dir is not None:
@@ -125,17 +129,21 @@ def fetch(url: str, known_hash: str | None, fname: str, folder: Path) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        path = Path(pooch.retrieve(url, known_hash=known_hash, fname=fname, path=folder,
-                                   progressbar=True))
+        path = Path(
+            pooch.retrieve(url, known_hash=known_hash, fname=fname, path=folder, progressbar=True)
+        )
     except ValueError as err:  # pooch's hash mismatch
         raise ChecksumError(f"download of {url}: {err}") from err
     except Exception as err:  # requests' network errors
         if not any(folder.iterdir()):
             folder.rmdir()
-        raise OSError(f"could not download {url} to {folder} ({type(err).__name__}: {err}). "
-                      f"Without network, put the raw files in {folder} or point "
-                      "SSMLAB_DATA_DIR at a folder holding <name>/<files>.") from err
+        raise OSError(
+            f"could not download {url} to {folder} ({type(err).__name__}: {err}). "
+            f"Without network, put the raw files in {folder} or point "
+            "SSMLAB_DATA_DIR at a folder holding <name>/<files>."
+        ) from err
     if known_hash is None:
-        logger.warning("downloaded %s without a pinned hash; its sha256 is %s",
-                       path, file_hash(path))
+        logger.warning(
+            "downloaded %s without a pinned hash; its sha256 is %s", path, file_hash(path)
+        )
     return path

@@ -38,8 +38,11 @@ class Split:
         keep = lengths >= MIN_SPLIT_LEN
         self.dropped_users = int((~keep).sum())
         if self.dropped_users:
-            logger.warning("leave-one-out split: dropped %d user(s) with fewer than %d "
-                           "interactions", self.dropped_users, MIN_SPLIT_LEN)
+            logger.warning(
+                "leave-one-out split: dropped %d user(s) with fewer than %d interactions",
+                self.dropped_users,
+                MIN_SPLIT_LEN,
+            )
         rows = np.repeat(keep, lengths)
         self.items = np.ascontiguousarray(items[rows], dtype=np.int64)
         self.times = np.ascontiguousarray(times[rows], dtype=np.int64)
@@ -56,16 +59,27 @@ class Split:
     def stats(self) -> dict:
         """Users kept/dropped and training-row counts per objective (no truncation)."""
         train_len = self.train_ends - self.starts
-        return {"users": len(self), "dropped_users": self.dropped_users,
-                "train_interactions": int(train_len.sum()),
-                "train_rows_last": int(np.maximum(train_len - 1, 0).sum()),
-                "train_rows_all": int((train_len >= 2).sum())}
+        return {
+            "users": len(self),
+            "dropped_users": self.dropped_users,
+            "train_interactions": int(train_len.sum()),
+            "train_rows_last": int(np.maximum(train_len - 1, 0).sum()),
+            "train_rows_all": int((train_len >= 2).sum()),
+        }
 
-    def train_batches(self, objective: str = "all", batch_size: int = 256,
-                      max_len: int | None = 50, shuffle: bool = True,
-                      generator: torch.Generator | None = None, seed: int | None = None,
-                      max_tokens: int | None = None, pad_to: str = "batch",
-                      num_replicas: int = 1, rank: int = 0) -> TrainBatches:
+    def train_batches(
+        self,
+        objective: str = "all",
+        batch_size: int = 256,
+        max_len: int | None = 50,
+        shuffle: bool = True,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+        pad_to: str = "batch",
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> TrainBatches:
         """Training batches for ``objective`` ``"all"`` (padded, a target per position),
         ``"last"`` (RecBole prefix augmentation, one target per row) or ``"packed"``
         (variable-length, per-token targets; ``max_len=None`` keeps whole sequences).
@@ -80,19 +94,36 @@ class Split:
         if max_len is not None and max_len < 1:
             raise ValueError(f"max_len must be >= 1 or None, got {max_len}")
         if not 0 <= rank < num_replicas:
-            raise ValueError(f"need 0 <= rank < num_replicas, got rank={rank}, "
-                             f"num_replicas={num_replicas}")
+            raise ValueError(
+                f"need 0 <= rank < num_replicas, got rank={rank}, num_replicas={num_replicas}"
+            )
         if objective == "last":
             rows = batching.last_rows(self.starts, self.train_ends, max_len)
         else:
             rows = (*batching.all_rows(self.starts, self.train_ends, max_len), None)
         if generator is None and seed is not None:
             generator = torch.Generator().manual_seed(seed)
-        return TrainBatches(self, objective, rows, batch_size, max_len, shuffle, generator,
-                            max_tokens, pad_to, num_replicas, rank)
+        return TrainBatches(
+            self,
+            objective,
+            rows,
+            batch_size,
+            max_len,
+            shuffle,
+            generator,
+            max_tokens,
+            pad_to,
+            num_replicas,
+            rank,
+        )
 
-    def eval_batches(self, stage: str = "valid", batch_size: int = 1024,
-                     max_len: int | None = 50, packed: bool = False) -> EvalBatches:
+    def eval_batches(
+        self,
+        stage: str = "valid",
+        batch_size: int = 1024,
+        max_len: int | None = 50,
+        packed: bool = False,
+    ) -> EvalBatches:
         """Evaluation rows of ``stage`` (``"valid"`` or ``"test"``), in user order."""
         if stage not in ("valid", "test"):
             raise ValueError(f"stage must be 'valid' or 'test', got {stage!r}")
@@ -104,8 +135,20 @@ class Split:
 class TrainBatches:
     """Re-iterable training batches; each pass draws a new order from ``generator``."""
 
-    def __init__(self, split, objective, rows, batch_size, max_len, shuffle, generator,
-                 max_tokens, pad_to, num_replicas, rank):
+    def __init__(
+        self,
+        split,
+        objective,
+        rows,
+        batch_size,
+        max_len,
+        shuffle,
+        generator,
+        max_tokens,
+        pad_to,
+        num_replicas,
+        rank,
+    ):
         self.split, self.objective = split, objective
         self.row_start, self.row_len, self.target = rows
         self.batch_size, self.max_len, self.shuffle = batch_size, max_len, shuffle
@@ -120,7 +163,9 @@ class TrainBatches:
         tokens = self.max_tokens if self.objective == "packed" else None
         groups = batching.group_rows(order, self.row_len, self.batch_size, tokens)
         per_rank = len(groups) // self.num_replicas
-        return groups[self.rank::self.num_replicas][:per_rank] if self.num_replicas > 1 else groups
+        return (
+            groups[self.rank :: self.num_replicas][:per_rank] if self.num_replicas > 1 else groups
+        )
 
     def __len__(self) -> int:
         return len(self._groups(np.arange(self.n_rows)))
@@ -137,8 +182,14 @@ class TrainBatches:
             if self.objective == "packed":
                 yield batching.packed_batch(self.split.items, self.split.times, start, length)
             else:
-                yield batching.padded_batch(self.split.items, self.split.times, start, length,
-                                            target, width if width else None)
+                yield batching.padded_batch(
+                    self.split.items,
+                    self.split.times,
+                    start,
+                    length,
+                    target,
+                    width if width else None,
+                )
 
 
 class EvalBatches:
@@ -156,5 +207,10 @@ class EvalBatches:
         build = batching.packed_batch if self.packed else batching.padded_batch
         for i in range(0, len(self.row_start), self.batch_size):
             part = slice(i, i + self.batch_size)
-            yield build(self.split.items, self.split.times, self.row_start[part],
-                        self.row_len[part], self.target[part])
+            yield build(
+                self.split.items,
+                self.split.times,
+                self.row_start[part],
+                self.row_len[part],
+                self.target[part],
+            )

@@ -21,8 +21,11 @@ import torch
 NORMALIZATIONS = ("raw", "log1p", "scale")
 
 
-def time_deltas(time_seq: torch.Tensor, item_seq_len: torch.Tensor | None = None,
-                seq_idx: torch.Tensor | None = None) -> torch.Tensor:
+def time_deltas(
+    time_seq: torch.Tensor,
+    item_seq_len: torch.Tensor | None = None,
+    seq_idx: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Gap to the previous item of the same sequence, 0 at each sequence start and at padding.
 
     Implements [TiM4Rec Eq. (9)] (D_0 = 0, D_i = t_i - t_{i-1}), with padding and packed
@@ -49,8 +52,12 @@ def time_deltas(time_seq: torch.Tensor, item_seq_len: torch.Tensor | None = None
     return deltas
 
 
-def query_gap(time_seq: torch.Tensor, item_seq_len: torch.Tensor, target_time: torch.Tensor,
-              cu_seqlens: torch.Tensor | None = None) -> torch.Tensor:
+def query_gap(
+    time_seq: torch.Tensor,
+    item_seq_len: torch.Tensor,
+    target_time: torch.Tensor,
+    cu_seqlens: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Gap from the last history item to the target time (SS4Rec's continuous-time query).
 
     Padded batches use ``item_seq_len``; packed batches pass ``cu_seqlens`` (the last token of
@@ -78,8 +85,9 @@ def next_gaps(time_seq: torch.Tensor, target_times: torch.Tensor) -> torch.Tenso
     return torch.where(target_times > 0, target_times - time_seq, torch.zeros_like(time_seq))
 
 
-def normalize_time(gaps: torch.Tensor, method: str = "log1p",
-                   scale: float | None = None) -> torch.Tensor:
+def normalize_time(
+    gaps: torch.Tensor, method: str = "log1p", scale: float | None = None
+) -> torch.Tensor:
     """Map gaps in seconds to float32 model inputs (``raw``, ``log1p`` or ``scale``).
 
     Negative gaps (impossible after the stable sort) are clamped to 0.
@@ -110,8 +118,9 @@ def time_scale(timestamps: np.ndarray, offsets: np.ndarray) -> float:
     return float(np.median(positive)) if len(positive) else 1.0
 
 
-def add_time_features(batch: dict[str, torch.Tensor], method: str = "log1p",
-                      scale: float | None = None) -> dict[str, torch.Tensor]:
+def add_time_features(
+    batch: dict[str, torch.Tensor], method: str = "log1p", scale: float | None = None
+) -> dict[str, torch.Tensor]:
     """A copy of ``batch`` with float32 ``time_delta`` and ``query_gap`` (normalized) added.
 
     ``query_gap`` is (b,) for batches with ``target_time``, (b, l) for the all-positions ones.
@@ -120,13 +129,16 @@ def add_time_features(batch: dict[str, torch.Tensor], method: str = "log1p",
     out = dict(batch)
     seq_idx = batch.get("seq_idx")
     lengths = None if seq_idx is not None else batch["item_seq_len"]
-    out["time_delta"] = normalize_time(time_deltas(batch["time_seq"], lengths, seq_idx),
-                                       method, scale)
+    out["time_delta"] = normalize_time(
+        time_deltas(batch["time_seq"], lengths, seq_idx), method, scale
+    )
     if "target_time" in batch:
-        gap = query_gap(batch["time_seq"], batch["item_seq_len"], batch["target_time"],
-                        batch.get("cu_seqlens"))
+        gap = query_gap(
+            batch["time_seq"], batch["item_seq_len"], batch["target_time"], batch.get("cu_seqlens")
+        )
         out["query_gap"] = normalize_time(gap, method, scale)
     elif "target_times" in batch:
-        out["query_gap"] = normalize_time(next_gaps(batch["time_seq"], batch["target_times"]),
-                                          method, scale)
+        out["query_gap"] = normalize_time(
+            next_gaps(batch["time_seq"], batch["target_times"]), method, scale
+        )
     return out

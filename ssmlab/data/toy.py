@@ -58,8 +58,9 @@ class ToyData:
 
     def candidates(self, prev_item: int, gap: float) -> np.ndarray:
         """The ``group_size`` items that can follow ``prev_item`` after a last gap ``gap``."""
-        group = self.transition[(prev_item - 1) // self.group_size,
-                                int(np.searchsorted(self.bucket_edges, gap))]
+        group = self.transition[
+            (prev_item - 1) // self.group_size, int(np.searchsorted(self.bucket_edges, gap))
+        ]
         return group * self.group_size + 1 + np.arange(self.group_size)
 
 
@@ -68,17 +69,27 @@ def bucket_edges(n_buckets: int) -> np.ndarray:
     return np.sqrt(centres[:-1] * centres[1:])
 
 
-def make_toy(n_users: int = 2000, n_items: int = 100, seq_len: tuple[int, int] = (20, 50),
-             n_buckets: int = 4, group_size: int = 5, seed: int = 0) -> ToyData:
+def make_toy(
+    n_users: int = 2000,
+    n_items: int = 100,
+    seq_len: tuple[int, int] = (20, 50),
+    n_buckets: int = 4,
+    group_size: int = 5,
+    seed: int = 0,
+) -> ToyData:
     """Generate the toy dataset (see the module docstring for the rule and its ceilings)."""
     low, high = seq_len
     n_groups = n_items // group_size if group_size > 0 else 0
     if n_users < 1 or group_size < 1 or n_items % group_size:
-        raise ValueError(f"need n_users >= 1 and n_items a multiple of group_size, got "
-                         f"n_users={n_users}, n_items={n_items}, group_size={group_size}")
+        raise ValueError(
+            f"need n_users >= 1 and n_items a multiple of group_size, got "
+            f"n_users={n_users}, n_items={n_items}, group_size={group_size}"
+        )
     if not 1 <= n_buckets <= 5 or n_groups < n_buckets:
-        raise ValueError(f"need 1 <= n_buckets <= 5 and n_items / group_size >= n_buckets, "
-                         f"got n_buckets={n_buckets}, groups={n_groups}")
+        raise ValueError(
+            f"need 1 <= n_buckets <= 5 and n_items / group_size >= n_buckets, "
+            f"got n_buckets={n_buckets}, groups={n_groups}"
+        )
     if not 3 <= low <= high:
         raise ValueError(f"seq_len must be (low, high) with 3 <= low <= high, got {seq_len}")
     rng = np.random.default_rng(seed)
@@ -97,8 +108,9 @@ def make_toy(n_users: int = 2000, n_items: int = 100, seq_len: tuple[int, int] =
         items[:, k] = group * group_size + 1 + within[:, k]
     real = np.arange(high)[None, :] < lengths[:, None]
     users = np.broadcast_to(np.arange(1, n_users + 1)[:, None], (n_users, high))
-    inter = pd.DataFrame({"user": users[real], "item": items[real],
-                          "timestamp": times[real].astype(np.int64)})
+    inter = pd.DataFrame(
+        {"user": users[real], "item": items[real], "timestamp": times[real].astype(np.int64)}
+    )
     return ToyData(inter, transition, n_users, n_items, group_size, n_buckets, seed)
 
 
@@ -109,11 +121,14 @@ def toy_ceiling(k: int = 10, n_buckets: int = 4, group_size: int = 5) -> dict[st
     HR@k = min(k, C) / C, NDCG@k = (1/C) sum_{r<=min(k,C)} 1/log2(r+1), MRR@k = (1/C) sum 1/r.
     Time-blind: C = n_buckets * group_size; time-aware: C = group_size.
     """
+
     def best(candidates: int) -> dict[str, float]:
         ranks = np.arange(1, min(k, candidates) + 1)
-        return {f"hr@{k}": len(ranks) / candidates,
-                f"ndcg@{k}": float((1 / np.log2(ranks + 1)).sum() / candidates),
-                f"mrr@{k}": float((1 / ranks).sum() / candidates)}
+        return {
+            f"hr@{k}": len(ranks) / candidates,
+            f"ndcg@{k}": float((1 / np.log2(ranks + 1)).sum() / candidates),
+            f"mrr@{k}": float((1 / ranks).sum() / candidates),
+        }
 
     return {"time_blind": best(n_buckets * group_size), "time_aware": best(group_size)}
 
@@ -126,10 +141,17 @@ def oracle_scores(batch: dict[str, torch.Tensor], toy: ToyData) -> torch.Tensor:
     lengths = batch["item_seq_len"]
     last = (lengths - 1).clamp(min=0)[:, None]
     prev_item = batch["item_seq"].gather(1, last).squeeze(1).numpy()
-    gap = (batch["time_seq"].gather(1, last) - batch["time_seq"].gather(
-        1, (lengths - 2).clamp(min=0)[:, None])).squeeze(1).numpy()
-    group = toy.transition[(prev_item - 1) // toy.group_size,
-                           np.searchsorted(toy.bucket_edges, gap)]
+    gap = (
+        (
+            batch["time_seq"].gather(1, last)
+            - batch["time_seq"].gather(1, (lengths - 2).clamp(min=0)[:, None])
+        )
+        .squeeze(1)
+        .numpy()
+    )
+    group = toy.transition[
+        (prev_item - 1) // toy.group_size, np.searchsorted(toy.bucket_edges, gap)
+    ]
     scores = torch.zeros(len(prev_item), toy.n_items + 1, dtype=torch.float64)
     columns = torch.from_numpy(group[:, None] * toy.group_size + 1 + np.arange(toy.group_size))
     scores.scatter_(1, columns, 1.0)
@@ -137,8 +159,9 @@ def oracle_scores(batch: dict[str, torch.Tensor], toy: ToyData) -> torch.Tensor:
     return scores
 
 
-def transition_counts(items: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                      n_items: int) -> np.ndarray:
+def transition_counts(
+    items: np.ndarray, starts: np.ndarray, ends: np.ndarray, n_items: int
+) -> np.ndarray:
     """Counts of consecutive (previous, next) item pairs inside each slice ``[start, end)``.
 
     Shapes: items (n,), starts (u,), ends (u,) -> (n_items + 1, n_items + 1) int64

@@ -80,8 +80,9 @@ class MultiHeadAttention(nn.Module):
     y = LayerNorm(x + Dropout(W_O · Attention(W_Q x, W_K x, W_V x)))
     """
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float, attn_dropout: float,
-                 eps: float = 1e-12):
+    def __init__(
+        self, d_model: int, n_heads: int, dropout: float, attn_dropout: float, eps: float = 1e-12
+    ):
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
@@ -97,8 +98,10 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor, return_weights: bool = False):
         """Shapes: x (b, l, d), mask bool (b, 1, l, l) or (l, l) -> (b, l, d)
         [, weights (b, h, l, l)]."""
-        q, k, v = (rearrange(f(x), "b l (h p) -> b h l p", h=self.n_heads)
-                   for f in (self.query, self.key, self.value))
+        q, k, v = (
+            rearrange(f(x), "b l (h p) -> b h l p", h=self.n_heads)
+            for f in (self.query, self.key, self.value)
+        )
         p_drop = self.attn_dropout if self.training else 0.0
         if return_weights:
             ctx, weights = scaled_dot_attention_ref(q, k, v, mask, p_drop, self.training)
@@ -119,8 +122,9 @@ class PointwiseFeedForward(nn.Module):
     there is no dropout between act and W_2.
     """
 
-    def __init__(self, d_model: int, inner_size: int, dropout: float, act: str = "gelu",
-                 eps: float = 1e-12):
+    def __init__(
+        self, d_model: int, inner_size: int, dropout: float, act: str = "gelu", eps: float = 1e-12
+    ):
         super().__init__()
         self.dense_1 = nn.Linear(d_model, inner_size)
         self.act = make_activation(act)
@@ -142,8 +146,16 @@ class TransformerBlock(nn.Module):
     ``inner_size``. We follow RecBole.
     """
 
-    def __init__(self, d_model: int, n_heads: int, inner_size: int, dropout: float,
-                 attn_dropout: float, act: str = "gelu", eps: float = 1e-12):
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        inner_size: int,
+        dropout: float,
+        attn_dropout: float,
+        act: str = "gelu",
+        eps: float = 1e-12,
+    ):
         super().__init__()
         self.attention = MultiHeadAttention(d_model, n_heads, dropout, attn_dropout, eps)
         self.ffn = PointwiseFeedForward(d_model, inner_size, dropout, act, eps)
@@ -157,8 +169,9 @@ class TransformerBlock(nn.Module):
 
 
 # --------------------------------------------------------------------------------- TiSASRec
-def tisasrec_interval_matrix(time_seq: torch.Tensor, item_seq_len: torch.Tensor, time_span: int,
-                             causal: bool = True) -> torch.Tensor:
+def tisasrec_interval_matrix(
+    time_seq: torch.Tensor, item_seq_len: torch.Tensor, time_span: int, causal: bool = True
+) -> torch.Tensor:
     """Personalized clipped time intervals of [TiSASRec]: r_ij = min(floor(|t_i - t_j| / r_min), k).
 
     |t_i - t_j| is the raw time difference d̂_ij of [TiM4Rec Eq. (11)]; r_min is the user's smallest
@@ -196,8 +209,19 @@ def tisasrec_interval_matrix(time_seq: torch.Tensor, item_seq_len: torch.Tensor,
     return r * (real[:, :, None] & real[:, None, :])
 
 
-def time_interval_attention_ref(q, k, v, pos_k, pos_v, interval, emb_k, emb_v, mask,
-                                dropout_p: float = 0.0, training: bool = False):
+def time_interval_attention_ref(
+    q,
+    k,
+    v,
+    pos_k,
+    pos_v,
+    interval,
+    emb_k,
+    emb_v,
+    mask,
+    dropout_p: float = 0.0,
+    training: bool = False,
+):
     """Time-interval-aware attention of [TiSASRec], materializing R^K, R^V as the authors' code.
 
     e_ij = q_i · (k_j + P^K_j + R^K_ij) / sqrt(p), a_i = softmax_j(e_i) over allowed j,
@@ -213,17 +237,30 @@ def time_interval_attention_ref(q, k, v, pos_k, pos_v, interval, emb_k, emb_v, m
     """
     r_k = rearrange(emb_k[interval], "b i j h p -> b h i j p")  # (b h l l p)
     r_v = rearrange(emb_v[interval], "b i j h p -> b h i j p")
-    scores = (torch.einsum("bhip,bhjp->bhij", q, k + pos_k)
-              + torch.einsum("bhip,bhijp->bhij", q, r_k)) / math.sqrt(q.size(-1))
+    scores = (
+        torch.einsum("bhip,bhjp->bhij", q, k + pos_k) + torch.einsum("bhip,bhijp->bhij", q, r_k)
+    ) / math.sqrt(q.size(-1))
     weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1)
     dropped = F.dropout(weights, dropout_p, training)
-    out = (torch.einsum("bhij,bhjp->bhip", dropped, v + pos_v)
-           + torch.einsum("bhij,bhijp->bhip", dropped, r_v))  # (b h l p)
+    out = torch.einsum("bhij,bhjp->bhip", dropped, v + pos_v) + torch.einsum(
+        "bhij,bhijp->bhip", dropped, r_v
+    )  # (b h l p)
     return out, weights
 
 
-def time_interval_attention(q, k, v, pos_k, pos_v, interval, emb_k, emb_v, mask,
-                            dropout_p: float = 0.0, training: bool = False):
+def time_interval_attention(
+    q,
+    k,
+    v,
+    pos_k,
+    pos_v,
+    interval,
+    emb_k,
+    emb_v,
+    mask,
+    dropout_p: float = 0.0,
+    training: bool = False,
+):
     """Same map as :func:`time_interval_attention_ref` without the (b, h, l, l, p) tensors.
 
     q_i · E_K[r_ij] = (q_i E_Kᵀ)[r_ij] (a gather), and sum_j a_ij E_V[r_ij] =
@@ -234,14 +271,16 @@ def time_interval_attention(q, k, v, pos_k, pos_v, interval, emb_k, emb_v, mask,
     b, h, seqlen, _ = q.shape
     index = interval[:, None].expand(b, h, seqlen, seqlen)  # (b h l l)
     q_emb = torch.einsum("bhip,rhp->bhir", q, emb_k)  # (b h l r)
-    scores = (torch.einsum("bhip,bhjp->bhij", q, k + pos_k)
-              + q_emb.gather(-1, index)) / math.sqrt(q.size(-1))
+    scores = (torch.einsum("bhip,bhjp->bhij", q, k + pos_k) + q_emb.gather(-1, index)) / math.sqrt(
+        q.size(-1)
+    )
     weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1)
     dropped = F.dropout(weights, dropout_p, training)
     bins = dropped.new_zeros(b, h, seqlen, emb_v.size(0))  # (b h l r)
     bins = bins.scatter_add_(-1, index, dropped)  # bins[..., r] = sum of a_ij with r_ij = r
-    out = (torch.einsum("bhij,bhjp->bhip", dropped, v + pos_v)
-           + torch.einsum("bhir,rhp->bhip", bins, emb_v))  # (b h l p)
+    out = torch.einsum("bhij,bhjp->bhip", dropped, v + pos_v) + torch.einsum(
+        "bhir,rhp->bhip", bins, emb_v
+    )  # (b h l p)
     return out, weights
 
 
@@ -262,8 +301,19 @@ class TimeIntervalAttention(nn.Module):
         self.key = nn.Linear(d_model, d_model)
         self.value = nn.Linear(d_model, d_model)
 
-    def forward(self, queries, keys, mask, pos_k, pos_v, interval, emb_k, emb_v,
-                return_weights: bool = False, reference: bool = False):
+    def forward(
+        self,
+        queries,
+        keys,
+        mask,
+        pos_k,
+        pos_v,
+        interval,
+        emb_k,
+        emb_v,
+        return_weights: bool = False,
+        reference: bool = False,
+    ):
         """Shapes: queries, keys (b, l, d); mask bool (b, 1, l, l); pos_k, pos_v (b or 1, l, d);
         interval (b, l, l) long; emb_k, emb_v (r, d) -> (b, l, d)[, weights (b, h, l, l)]."""
         heads = "b l (h p) -> b h l p"
@@ -274,8 +324,9 @@ class TimeIntervalAttention(nn.Module):
         emb_k, emb_v = (rearrange(e, "r (h p) -> r h p", h=self.n_heads) for e in (emb_k, emb_v))
         attend = time_interval_attention_ref if reference else time_interval_attention
         p_drop = self.attn_dropout if self.training else 0.0
-        out, weights = attend(q, k, v, pos_k, pos_v, interval, emb_k, emb_v, mask, p_drop,
-                              self.training)
+        out, weights = attend(
+            q, k, v, pos_k, pos_v, interval, emb_k, emb_v, mask, p_drop, self.training
+        )
         out = rearrange(out, "b h l p -> b l (h p)")
         return (out, weights) if return_weights else out
 
@@ -284,23 +335,37 @@ class TiSASRecBlock(nn.Module):
     """One TiSASRec layer as in the authors' code: Q = LN(x); x = Q + Attn(Q, x); x = LN(x);
     x = x + FFN(x); padding rows zeroed. FFN = Linear, act, Dropout, Linear, Dropout (1x1 convs)."""
 
-    def __init__(self, d_model: int, n_heads: int, inner_size: int, dropout: float,
-                 attn_dropout: float, act: str = "relu", eps: float = 1e-8):
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        inner_size: int,
+        dropout: float,
+        attn_dropout: float,
+        act: str = "relu",
+        eps: float = 1e-8,
+    ):
         super().__init__()
         self.attn_norm = nn.LayerNorm(d_model, eps=eps)
         self.attention = TimeIntervalAttention(d_model, n_heads, attn_dropout)
         self.ffn_norm = nn.LayerNorm(d_model, eps=eps)
-        self.ffn = nn.Sequential(nn.Linear(d_model, inner_size), make_activation(act),
-                                 nn.Dropout(dropout), nn.Linear(inner_size, d_model),
-                                 nn.Dropout(dropout))
+        self.ffn = nn.Sequential(
+            nn.Linear(d_model, inner_size),
+            make_activation(act),
+            nn.Dropout(dropout),
+            nn.Linear(inner_size, d_model),
+            nn.Dropout(dropout),
+        )
 
-    def forward(self, x, mask, real, pos_k, pos_v, interval, emb_k, emb_v,
-                reference: bool = False) -> torch.Tensor:
+    def forward(
+        self, x, mask, real, pos_k, pos_v, interval, emb_k, emb_v, reference: bool = False
+    ) -> torch.Tensor:
         """Shapes: x (b, l, d); mask (b, 1, l, l) bool; real (b, l) bool; others as
         :class:`TimeIntervalAttention` -> (b, l, d)."""
         q = self.attn_norm(x)
-        x = q + self.attention(q, x, mask, pos_k, pos_v, interval, emb_k, emb_v,
-                               reference=reference)
+        x = q + self.attention(
+            q, x, mask, pos_k, pos_v, interval, emb_k, emb_v, reference=reference
+        )
         x = self.ffn_norm(x)
         x = x + self.ffn(x)
         return x * real[..., None]

@@ -34,15 +34,23 @@ class BiSSDBlock(nn.Module):
         returns: (b, l, d_model)
     """
 
-    def __init__(self, d_model: int, beta: float = 0.1, dropout: float = 0.2,
-                 flip_back: bool = False, ffn_eps: float = 1e-12, **ssd_kwargs):
+    def __init__(
+        self,
+        d_model: int,
+        beta: float = 0.1,
+        dropout: float = 0.2,
+        flip_back: bool = False,
+        ffn_eps: float = 1e-12,
+        **ssd_kwargs,
+    ):
         super().__init__()
         self.beta, self.flip_back = beta, flip_back
         self.ssd = SSDBlock(d_model, **ssd_kwargs)
         self.norm = nn.LayerNorm(d_model, eps=ffn_eps)
         self.dropout = nn.Dropout(dropout)
-        self.ffn = FeedForward(d_model, 4 * d_model, dropout, activation="gelu", eps=ffn_eps,
-                               dropout_after_norm=True)
+        self.ffn = FeedForward(
+            d_model, 4 * d_model, dropout, activation="gelu", eps=ffn_eps, dropout_after_norm=True
+        )
 
     def forward(self, x: torch.Tensor, seq_idx: torch.Tensor | None = None) -> torch.Tensor:
         fwd = self.ssd(x, seq_idx)  # (b l d)

@@ -34,8 +34,9 @@ class CausalConv1d(nn.Module):
         if channels <= 0 or kernel_size <= 0:
             raise ValueError(f"channels and kernel_size must be > 0, got {channels}, {kernel_size}")
         self.kernel_size = kernel_size
-        self.conv = nn.Conv1d(channels, channels, kernel_size, groups=channels,
-                              padding=kernel_size - 1, bias=bias)
+        self.conv = nn.Conv1d(
+            channels, channels, kernel_size, groups=channels, padding=kernel_size - 1, bias=bias
+        )
 
     @property
     def weight(self) -> torch.Tensor:
@@ -47,8 +48,9 @@ class CausalConv1d(nn.Module):
 
     def forward(self, x: torch.Tensor, seq_idx: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.conv.in_channels:
-            raise ValueError(f"x must have shape (b, l, {self.conv.in_channels}), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"x must have shape (b, l, {self.conv.in_channels}), got {tuple(x.shape)}"
+            )
         b, l, _c = x.shape
         if seq_idx is None:
             y = self.conv(x.transpose(1, 2))[..., :l]  # (b c l+K-1) -> (b c l)
@@ -62,8 +64,8 @@ class CausalConv1d(nn.Module):
         y = torch.zeros_like(x)
         for m in range(k):  # tap m reads x_{t-m}
             lo = k - 1 - m
-            same = (segp[:, lo:lo + l] == seg).unsqueeze(-1)  # (b l 1)
-            y = y + xp[:, lo:lo + l] * w[:, k - 1 - m] * same  # (b l c)
+            same = (segp[:, lo : lo + l] == seg).unsqueeze(-1)  # (b l 1)
+            y = y + xp[:, lo : lo + l] * w[:, k - 1 - m] * same  # (b l c)
         if self.conv.bias is not None:
             y = y + self.conv.bias
         return y

@@ -34,8 +34,15 @@ class FeedForward(nn.Module):
         returns: (..., d)
     """
 
-    def __init__(self, d_model: int, inner_size: int | None = None, dropout: float = 0.2,
-                 activation: str = "gelu", eps: float = 1e-12, dropout_after_norm: bool = False):
+    def __init__(
+        self,
+        d_model: int,
+        inner_size: int | None = None,
+        dropout: float = 0.2,
+        activation: str = "gelu",
+        eps: float = 1e-12,
+        dropout_after_norm: bool = False,
+    ):
         super().__init__()
         inner_size = 4 * d_model if inner_size is None else inner_size
         if d_model <= 0 or inner_size <= 0:

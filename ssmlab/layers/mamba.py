@@ -44,10 +44,21 @@ class MambaBlock(nn.Module):
         returns: (b, l, d_model)
     """
 
-    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
-                 dt_rank: int | None = None, dt_min: float = 1e-3, dt_max: float = 1e-1,
-                 dt_init_floor: float = 1e-4, dt_scale: float = 1.0, bias: bool = False,
-                 conv_bias: bool = True, backend: str | None = None):
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int = 2,
+        dt_rank: int | None = None,
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        dt_init_floor: float = 1e-4,
+        dt_scale: float = 1.0,
+        bias: bool = False,
+        conv_bias: bool = True,
+        backend: str | None = None,
+    ):
         super().__init__()
         if min(d_model, d_state, d_conv, expand) <= 0:
             raise ValueError("d_model, d_state, d_conv, expand must be > 0")
@@ -60,11 +71,12 @@ class MambaBlock(nn.Module):
         self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
         # dt_proj: weight ~ U(+-dt_scale / sqrt(R)), bias = softplus^{-1}(log-uniform dt)
-        bound = self.dt_rank ** -0.5 * dt_scale
+        bound = self.dt_rank**-0.5 * dt_scale
         nn.init.uniform_(self.dt_proj.weight, -bound, bound)
         with torch.no_grad():
-            self.dt_proj.bias.copy_(inverse_softplus(log_uniform_dt(self.d_inner, dt_min, dt_max,
-                                                                    dt_init_floor)))
+            self.dt_proj.bias.copy_(
+                inverse_softplus(log_uniform_dt(self.d_inner, dt_min, dt_max, dt_init_floor))
+            )
         A = repeat(torch.arange(1, d_state + 1, dtype=torch.float32), "n -> d n", d=self.d_inner)
         self.A_log = nn.Parameter(torch.log(A))  # (d_inner n), A = -exp(A_log)
         self.D = nn.Parameter(torch.ones(self.d_inner))  # skip
@@ -72,8 +84,9 @@ class MambaBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.in_proj.in_features:
-            raise ValueError(f"x must have shape (b, l, {self.in_proj.in_features}), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"x must have shape (b, l, {self.in_proj.in_features}), got {tuple(x.shape)}"
+            )
         xs, z = self.in_proj(x).chunk(2, dim=-1)  # (b l e) each, e = d_inner
         xs = F.silu(self.conv(xs))  # (b l e)
         dt, B, C = self.x_proj(xs).split([self.dt_rank, self.d_state, self.d_state], dim=-1)

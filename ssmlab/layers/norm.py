@@ -52,8 +52,13 @@ class GatedRMSNorm(nn.Module):
         returns: (..., d), dtype of y
     """
 
-    def __init__(self, d: int, eps: float = 1e-5, norm_before_gate: bool = False,
-                 group_size: int | None = None):
+    def __init__(
+        self,
+        d: int,
+        eps: float = 1e-5,
+        norm_before_gate: bool = False,
+        group_size: int | None = None,
+    ):
         super().__init__()
         group_size = d if group_size is None else group_size
         if d <= 0 or group_size <= 0 or d % group_size:

@@ -39,16 +39,26 @@ class S5Block(nn.Module):
         returns: (b, l, h), dtype of x
     """
 
-    def __init__(self, d_model: int, d_state: int = 32, dt_min: float = 1e-3, dt_max: float = 1e-1,
-                 method: str = "zoh", time_norm: str = "raw", time_scale: float | None = None):
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 32,
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        method: str = "zoh",
+        time_norm: str = "raw",
+        time_scale: float | None = None,
+    ):
         super().__init__()
         if d_model <= 0 or d_state <= 0:
             raise ValueError(f"d_model and d_state must be > 0, got {d_model}, {d_state}")
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"need 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
         if method not in METHODS or time_norm not in NORMS:
-            raise ValueError(f"method must be in {METHODS} and time_norm in {NORMS}, "
-                             f"got {method!r}, {time_norm!r}")
+            raise ValueError(
+                f"method must be in {METHODS} and time_norm in {NORMS}, "
+                f"got {method!r}, {time_norm!r}"
+            )
         self.method, self.time_norm, self.time_scale = method, time_norm, time_scale
         h, p = d_model, d_state  # H, P
         Lambda, V = hippo_n_init(p)  # (p) complex, (p p) unitary: S = V diag(Lambda) V^H
@@ -69,8 +79,10 @@ class S5Block(nn.Module):
         if x.dim() != 3 or x.shape[-1] != self.D.numel():
             raise ValueError(f"x must have shape (b, l, {self.D.numel()}), got {tuple(x.shape)}")
         if time_gap.shape != x.shape[:2]:
-            raise ValueError(f"time_gap must have shape (b, l) = {tuple(x.shape[:2])}, "
-                             f"got {tuple(time_gap.shape)}")
+            raise ValueError(
+                f"time_gap must have shape (b, l) = {tuple(x.shape[:2])}, "
+                f"got {tuple(time_gap.shape)}"
+            )
         dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         gap = time_gap_to_dt(time_gap, self.time_norm, self.time_scale, dtype=dtype)  # (b l)
         dt = gap[..., None] * self.log_step.to(dtype).exp()  # (b l 1) x (p) -> (b l p)

@@ -36,20 +36,35 @@ class SSDBlock(nn.Module):
         returns: (b, l, d_model)
     """
 
-    def __init__(self, d_model: int, d_state: int = 64, d_conv: int = 4, expand: int = 2,
-                 head_dim: int = 64, n_groups: int = 1, chunk_size: int = 256,
-                 conv_act: str = "silu", bias: bool = False, conv_bias: bool = True,
-                 A_init_range: tuple[float, float] = (1.0, 16.0), dt_min: float = 1e-3,
-                 dt_max: float = 1e-1, dt_init_floor: float = 1e-4, norm_eps: float = 1e-5,
-                 backend: str | None = None):
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 64,
+        d_conv: int = 4,
+        expand: int = 2,
+        head_dim: int = 64,
+        n_groups: int = 1,
+        chunk_size: int = 256,
+        conv_act: str = "silu",
+        bias: bool = False,
+        conv_bias: bool = True,
+        A_init_range: tuple[float, float] = (1.0, 16.0),
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        dt_init_floor: float = 1e-4,
+        norm_eps: float = 1e-5,
+        backend: str | None = None,
+    ):
         super().__init__()
         self.d_inner = expand * d_model  # E*D
         if min(d_model, d_state, d_conv, expand, head_dim, n_groups, chunk_size) <= 0:
-            raise ValueError("d_model, d_state, d_conv, expand, head_dim, n_groups and chunk_size "
-                             "must be > 0")
+            raise ValueError(
+                "d_model, d_state, d_conv, expand, head_dim, n_groups and chunk_size must be > 0"
+            )
         if self.d_inner % head_dim:
-            raise ValueError(f"expand * d_model = {self.d_inner} must be divisible by "
-                             f"head_dim = {head_dim}")
+            raise ValueError(
+                f"expand * d_model = {self.d_inner} must be divisible by head_dim = {head_dim}"
+            )
         self.n_heads = self.d_inner // head_dim  # H
         if self.n_heads % n_groups:
             raise ValueError(f"n_groups = {n_groups} must divide n_heads = {self.n_heads}")
@@ -61,8 +76,9 @@ class SSDBlock(nn.Module):
         self.in_proj = nn.Linear(d_model, self.d_inner + d_xbc + self.n_heads, bias=bias)
         self.conv = CausalConv1d(d_xbc, d_conv, bias=conv_bias)
         self.act = make_activation(conv_act)
-        self.dt_bias = nn.Parameter(inverse_softplus(log_uniform_dt(self.n_heads, dt_min, dt_max,
-                                                                    dt_init_floor)))
+        self.dt_bias = nn.Parameter(
+            inverse_softplus(log_uniform_dt(self.n_heads, dt_min, dt_max, dt_init_floor))
+        )
         A = torch.empty(self.n_heads).uniform_(*A_init_range)
         self.A_log = nn.Parameter(torch.log(A))  # (h), A = -exp(A_log)
         self.D = nn.Parameter(torch.ones(self.n_heads))  # skip, one per head
@@ -79,8 +95,9 @@ class SSDBlock(nn.Module):
             returns: z (b, l, e), x (b, l, h, p), B and C (b, l, g, n), dt (b, l, h)
         """
         if x.dim() != 3 or x.shape[-1] != self.in_proj.in_features:
-            raise ValueError(f"x must have shape (b, l, {self.in_proj.in_features}), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"x must have shape (b, l, {self.in_proj.in_features}), got {tuple(x.shape)}"
+            )
         gn = self.n_groups * self.d_state
         z, xbc, dt = self.in_proj(x).split([self.d_inner, self.d_inner + 2 * gn, self.n_heads], -1)
         xbc = self.act(self.conv(xbc, seq_idx))  # (b l e+2gn)
@@ -98,8 +115,9 @@ class SSDBlock(nn.Module):
             returns: (b, l, d_model)
         """
         A = -torch.exp(self.A_log.float())  # (h)
-        y = ssd(xs, step, A, B, C, self.chunk_size, D=self.D, seq_idx=seq_idx,
-                backend=self.backend)  # (b l h p)
+        y = ssd(
+            xs, step, A, B, C, self.chunk_size, D=self.D, seq_idx=seq_idx, backend=self.backend
+        )  # (b l h p)
         y = self.norm(rearrange(y, "b l h p -> b l (h p)"), z)  # (b l e)
         return self.out_proj(y)
 
@@ -133,8 +151,9 @@ class SequenceLinear(nn.Linear):
         l, L = x.shape[-1], self.in_features
         if not self.causal:
             if l != L:
-                raise ValueError(f"the positional (non-causal) time MLP needs l = max_len = {L}, "
-                                 f"got {l}")
+                raise ValueError(
+                    f"the positional (non-causal) time MLP needs l = max_len = {L}, got {l}"
+                )
             return super().forward(x)
         if l > L:
             raise ValueError(f"x has {l} positions, more than max_len = {L}")
@@ -173,11 +192,22 @@ class TimeAwareSSDBlock(SSDBlock):
         returns: (b, l, d_model) and the next time feature (b, h, lt)
     """
 
-    def __init__(self, d_model: int, max_len: int, time_mlp: str = "positional",
-                 time_dropout: float = 0.0, p2p_residual: bool = False, time_path: bool = True,
-                 d_conv: int = 4, conv_bias: bool = True, norm_eps: float = 1e-5, **ssd_kwargs):
-        super().__init__(d_model, d_conv=d_conv, conv_bias=conv_bias, norm_eps=norm_eps,
-                         **ssd_kwargs)
+    def __init__(
+        self,
+        d_model: int,
+        max_len: int,
+        time_mlp: str = "positional",
+        time_dropout: float = 0.0,
+        p2p_residual: bool = False,
+        time_path: bool = True,
+        d_conv: int = 4,
+        conv_bias: bool = True,
+        norm_eps: float = 1e-5,
+        **ssd_kwargs,
+    ):
+        super().__init__(
+            d_model, d_conv=d_conv, conv_bias=conv_bias, norm_eps=norm_eps, **ssd_kwargs
+        )
         if time_mlp not in TIME_MLPS:
             raise ValueError(f"time_mlp must be one of {TIME_MLPS}, got {time_mlp!r}")
         if max_len <= 0:
@@ -187,23 +217,32 @@ class TimeAwareSSDBlock(SSDBlock):
         if time_path:
             h = self.n_heads
             self.time_mlp = nn.Sequential(
-                nn.Dropout(time_dropout), SequenceLinear(max_len, causal=causal), nn.SiLU(),
-                SequenceLinear(max_len, causal=causal))
+                nn.Dropout(time_dropout),
+                SequenceLinear(max_len, causal=causal),
+                nn.SiLU(),
+                SequenceLinear(max_len, causal=causal),
+            )
             self.time_conv1 = CausalConv1d(h, d_conv, bias=conv_bias)
             self.time_conv2 = CausalConv1d(h, d_conv, bias=conv_bias)
             self.time_gate = nn.Sequential(
                 nn.Dropout(time_dropout),
                 SequenceLinear(max_len, max_len if p2p_residual else 1, causal=causal),
-                nn.Sigmoid())
-            self.time_norm = (PrefixLayerNorm(max_len, eps=norm_eps) if causal
-                              else nn.LayerNorm(max_len, eps=norm_eps))
+                nn.Sigmoid(),
+            )
+            self.time_norm = (
+                PrefixLayerNorm(max_len, eps=norm_eps)
+                if causal
+                else nn.LayerNorm(max_len, eps=norm_eps)
+            )
 
     def forward(self, x: torch.Tensor, time_feat: torch.Tensor):
         b, l, _ = x.shape
         h = self.n_heads
         if time_feat.dim() != 3 or time_feat.shape[:2] != (b, h) or time_feat.shape[2] < l:
-            raise ValueError(f"time_feat must have shape (b, h, lt) = ({b}, {h}, >= {l}), "
-                             f"got {tuple(time_feat.shape)}")
+            raise ValueError(
+                f"time_feat must have shape (b, h, lt) = ({b}, {h}, >= {l}), "
+                f"got {tuple(time_feat.shape)}"
+            )
         z, xs, B, C, dt = self.project(x)
         if self.time_path:
             scaled = time_feat * self.time_mlp(time_feat)  # Eq. (16): (b h lt)

@@ -42,7 +42,9 @@ def get_model_class(name: str) -> type[SequentialRecommender]:
     return getattr(importlib.import_module(module), cls)
 
 
-def build_model(name: str, n_items: int, config: ModelConfig | None = None, **fields) -> SequentialRecommender:
+def build_model(
+    name: str, n_items: int, config: ModelConfig | None = None, **fields
+) -> SequentialRecommender:
     """Instantiate ``name`` with its config (``config`` or ``config_class(**fields)``)."""
     cls = get_model_class(name)
     if config is None:
@@ -52,5 +54,11 @@ def build_model(name: str, n_items: int, config: ModelConfig | None = None, **fi
     return cls(config, n_items)
 
 
-__all__ = ["REGISTRY", "ModelConfig", "SequentialRecommender", "build_model", "get_model_class",
-           "model_names"]
+__all__ = [
+    "REGISTRY",
+    "ModelConfig",
+    "SequentialRecommender",
+    "build_model",
+    "get_model_class",
+    "model_names",
+]

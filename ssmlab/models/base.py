@@ -46,7 +46,9 @@ class ModelConfig:
         if self.d_model <= 0 or self.n_layers <= 0 or self.max_len <= 0:
             raise ValueError(f"{type(self).__name__}: d_model, n_layers, max_len must be > 0")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"{type(self).__name__}: dropout must be in [0, 1), got {self.dropout}")
+            raise ValueError(
+                f"{type(self).__name__}: dropout must be in [0, 1), got {self.dropout}"
+            )
 
 
 class SequentialRecommender(nn.Module):
@@ -88,17 +90,22 @@ class SequentialRecommender(nn.Module):
         logits[..., 0] = float("-inf")
         return logits
 
-    def calculate_loss(self, batch: dict[str, torch.Tensor], objective: str = "last") -> torch.Tensor:
+    def calculate_loss(
+        self, batch: dict[str, torch.Tensor], objective: str = "last"
+    ) -> torch.Tensor:
         """Cross-entropy over all items.
 
         ``"last"``: one target per row (RecBole protocol with prefix augmentation).
         ``"all"``: every position predicts the next item (``targets``; 0 = ignored).
         """
         if objective not in self.objectives:
-            raise ValueError(f"{type(self).__name__} supports objectives {self.objectives}, got {objective!r}")
+            raise ValueError(
+                f"{type(self).__name__} supports objectives {self.objectives}, got {objective!r}"
+            )
         if objective == "last":
-            hidden = self.forward(batch["item_seq"], batch["item_seq_len"], batch.get("time_seq"),
-                                  **_extras(batch))
+            hidden = self.forward(
+                batch["item_seq"], batch["item_seq_len"], batch.get("time_seq"), **_extras(batch)
+            )
             return F.cross_entropy(self.scores(hidden), batch["target"])
         hidden = self.encode(batch)  # (b l d)
         targets = batch["targets"]  # (b l), 0 at padding
@@ -108,8 +115,9 @@ class SequentialRecommender(nn.Module):
     @torch.no_grad()
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scores of every item for the next step. Shapes: batch -> (b, n_items + 1)."""
-        hidden = self.forward(batch["item_seq"], batch["item_seq_len"], batch.get("time_seq"),
-                              **_extras(batch))
+        hidden = self.forward(
+            batch["item_seq"], batch["item_seq_len"], batch.get("time_seq"), **_extras(batch)
+        )
         return self.scores(hidden)
 
 

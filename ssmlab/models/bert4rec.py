@@ -44,8 +44,9 @@ class BERT4RecConfig(ModelConfig):
                 raise ValueError(f"BERT4RecConfig: {name} must be in [0, 1], got {value}")
 
 
-def append_item(item_seq: torch.Tensor, item_seq_len: torch.Tensor, item: torch.Tensor,
-                max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+def append_item(
+    item_seq: torch.Tensor, item_seq_len: torch.Tensor, item: torch.Tensor, max_len: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Write ``item`` right after each row's last real item; drop the oldest item of rows that
     would then exceed ``max_len`` (the sequence keeps its newest max_len items).
 
@@ -99,9 +100,17 @@ class BERT4Rec(SequentialRecommender):
         self.emb_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.emb_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
-            TransformerBlock(d, config.n_heads, config.inner_size, config.dropout,
-                             config.attn_dropout, config.hidden_act, config.layer_norm_eps)
-            for _ in range(config.n_layers))
+            TransformerBlock(
+                d,
+                config.n_heads,
+                config.inner_size,
+                config.dropout,
+                config.attn_dropout,
+                config.hidden_act,
+                config.layer_norm_eps,
+            )
+            for _ in range(config.n_layers)
+        )
         self.output_dense = nn.Linear(d, d)
         self.output_act = nn.GELU()
         self.output_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
@@ -143,8 +152,9 @@ class BERT4Rec(SequentialRecommender):
         Shapes: item_seq (b, l), item_seq_len (b,), target (b,) ->
             masked (b, l'), labels (b, l') with 0 where not masked, l' = min(l + 1, max_len)
         """
-        seq, seq_len = append_item(batch["item_seq"], batch["item_seq_len"], batch["target"],
-                                   self.config.max_len)
+        seq, seq_len = append_item(
+            batch["item_seq"], batch["item_seq_len"], batch["target"], self.config.max_len
+        )
         b, seqlen = seq.shape
         positions = torch.arange(seqlen, device=seq.device)[None, :]
         real = positions < seq_len[:, None]  # (b l)
@@ -155,8 +165,9 @@ class BERT4Rec(SequentialRecommender):
         labels = seq * masked
         return torch.where(masked, torch.full_like(seq, self.mask_token), seq), labels
 
-    def calculate_loss(self, batch: dict[str, torch.Tensor],
-                       objective: str = "cloze") -> torch.Tensor:
+    def calculate_loss(
+        self, batch: dict[str, torch.Tensor], objective: str = "cloze"
+    ) -> torch.Tensor:
         """Cloze CE over all items at the masked positions of history + target."""
         if objective not in self.objectives:
             raise ValueError(f"BERT4Rec supports objectives {self.objectives}, got {objective!r}")

@@ -34,8 +34,9 @@ class CaserConfig(ModelConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.n_h < 0 or self.n_v < 0 or self.n_h + self.n_v == 0:
-            raise ValueError(f"CaserConfig: n_h, n_v must be >= 0 and not both 0, got "
-                             f"{self.n_h}, {self.n_v}")
+            raise ValueError(
+                f"CaserConfig: n_h, n_v must be >= 0 and not both 0, got {self.n_h}, {self.n_v}"
+            )
         if self.window < 0 or self.n_users < 0 or self.reg_weight < 0:
             raise ValueError("CaserConfig: window, n_users, reg_weight must be >= 0")
 
@@ -80,12 +81,16 @@ class Caser(SequentialRecommender):
         super().__init__(config, n_items)
         d, window = config.d_model, config.seq_window
         self.conv_v = nn.Conv2d(1, config.n_v, kernel_size=(window, 1)) if config.n_v else None
-        self.conv_h = nn.ModuleList(nn.Conv1d(d, config.n_h, kernel_size=h)
-                                    for h in range(1, window + 1)) if config.n_h else None
+        self.conv_h = (
+            nn.ModuleList(nn.Conv1d(d, config.n_h, kernel_size=h) for h in range(1, window + 1))
+            if config.n_h
+            else None
+        )
         fc1_in = config.n_v * d + config.n_h * window
         self.fc1 = nn.Linear(fc1_in, d)
-        self.user_embedding = (nn.Embedding(config.n_users + 1, d, padding_idx=0)
-                               if config.n_users else None)
+        self.user_embedding = (
+            nn.Embedding(config.n_users + 1, d, padding_idx=0) if config.n_users else None
+        )
         self.fc2 = nn.Linear(2 * d if config.n_users else d, d)
         self.dropout = nn.Dropout(config.dropout)
         for module in self.modules():  # RecBole's init
@@ -114,8 +119,10 @@ class Caser(SequentialRecommender):
         if self.user_embedding is not None:
             user_id = extra.get("user_id")
             if user_id is None or user_id.shape != item_seq_len.shape:
-                raise ValueError(f"Caser with n_users={self.config.n_users} needs user_id of shape "
-                                 f"{tuple(item_seq_len.shape)} in the batch")
+                raise ValueError(
+                    f"Caser with n_users={self.config.n_users} needs user_id of shape "
+                    f"{tuple(item_seq_len.shape)} in the batch"
+                )
             z = torch.cat([z, self.user_embedding(user_id)], dim=1)  # (b 2d)
         return F.relu(self.fc2(z))
 
@@ -133,8 +140,9 @@ class Caser(SequentialRecommender):
             weights.append(self.user_embedding.weight)
         return sum(w.norm(2) for w in weights)
 
-    def calculate_loss(self, batch: dict[str, torch.Tensor],
-                       objective: str = "last") -> torch.Tensor:
+    def calculate_loss(
+        self, batch: dict[str, torch.Tensor], objective: str = "last"
+    ) -> torch.Tensor:
         """CE over all items at the last position + ``reg_weight`` x :meth:`reg_loss`."""
         loss = super().calculate_loss(batch, objective)
         return loss + self.config.reg_weight * self.reg_loss() if self.config.reg_weight else loss

@@ -48,8 +48,13 @@ class GRU4Rec(SequentialRecommender):
     def __init__(self, config: GRU4RecConfig, n_items: int):
         super().__init__(config, n_items)
         self.emb_dropout = nn.Dropout(config.dropout)
-        self.gru = nn.GRU(config.d_model, config.hidden_size, num_layers=config.n_layers,
-                          bias=False, batch_first=True)
+        self.gru = nn.GRU(
+            config.d_model,
+            config.hidden_size,
+            num_layers=config.n_layers,
+            bias=False,
+            batch_first=True,
+        )
         self.dense = nn.Linear(config.hidden_size, config.d_model)
         nn.init.xavier_normal_(self.item_embedding.weight)  # RecBole's init
         nn.init.xavier_uniform_(self.gru.weight_hh_l0)  # RecBole: first layer only
@@ -61,8 +66,9 @@ class GRU4Rec(SequentialRecommender):
         """Hidden state after each position. Shapes: item_seq (b, l) -> (b, l, d)."""
         item_seq = batch["item_seq"]
         if item_seq.dim() != 2:
-            raise ValueError(f"GRU4Rec: item_seq must have shape (b, l), "
-                             f"got {tuple(item_seq.shape)}")
+            raise ValueError(
+                f"GRU4Rec: item_seq must have shape (b, l), got {tuple(item_seq.shape)}"
+            )
         x = self.emb_dropout(self.item_embedding(item_seq))  # (b l d)
         out, _ = self.gru(x)  # (b l hidden)
         return self.dense(out)

@@ -39,11 +39,15 @@ class LRURecConfig(ModelConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.expand <= 0 or self.inner_size <= 0:
-            raise ValueError(f"LRURecConfig: expand and inner_size must be > 0, got "
-                             f"{self.expand}, {self.inner_size}")
+            raise ValueError(
+                f"LRURecConfig: expand and inner_size must be > 0, got "
+                f"{self.expand}, {self.inner_size}"
+            )
         if not 0.0 <= self.r_min < self.r_max < 1.0:
-            raise ValueError(f"LRURecConfig: need 0 <= r_min < r_max < 1, got "
-                             f"r_min={self.r_min}, r_max={self.r_max}")
+            raise ValueError(
+                f"LRURecConfig: need 0 <= r_min < r_max < 1, got "
+                f"r_min={self.r_min}, r_max={self.r_max}"
+            )
 
 
 class LRULayer(nn.Module):
@@ -55,8 +59,15 @@ class LRULayer(nn.Module):
     in the sense of the LRU (|lambda|^2 uniform) and theta is uniform in [0, 2 pi).
     """
 
-    def __init__(self, d_model: int, expand: int = 2, r_min: float = 0.8, r_max: float = 0.99,
-                 dropout: float = 0.2, eps: float = 1e-5):
+    def __init__(
+        self,
+        d_model: int,
+        expand: int = 2,
+        r_min: float = 0.8,
+        r_max: float = 0.99,
+        dropout: float = 0.2,
+        eps: float = 1e-5,
+    ):
         super().__init__()
         n = expand * d_model
         u1, u2 = torch.rand(n), torch.rand(n)
@@ -126,11 +137,15 @@ class LRURec(SequentialRecommender):
         self.emb_dropout = nn.Dropout(config.dropout)
         self.emb_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.layers = nn.ModuleList(
-            LRULayer(d, config.expand, config.r_min, config.r_max, config.dropout,
-                     config.layer_norm_eps) for _ in range(config.n_layers))
+            LRULayer(
+                d, config.expand, config.r_min, config.r_max, config.dropout, config.layer_norm_eps
+            )
+            for _ in range(config.n_layers)
+        )
         self.ffns = nn.ModuleList(
             FeedForward(d, config.inner_size, config.dropout, "gelu", config.layer_norm_eps)
-            for _ in range(config.n_layers))
+            for _ in range(config.n_layers)
+        )
         self.output_bias = nn.Parameter(torch.zeros(n_items + 1))
         for name, param in self.named_parameters():
             if "norm" not in name and "params_log" not in name:
@@ -142,8 +157,9 @@ class LRURec(SequentialRecommender):
         """Hidden state after each position. Shapes: item_seq (b, l) -> (b, l, d)."""
         item_seq = batch["item_seq"]
         if item_seq.dim() != 2:
-            raise ValueError(f"LRURec: item_seq must have shape (b, l), "
-                             f"got {tuple(item_seq.shape)}")
+            raise ValueError(
+                f"LRURec: item_seq must have shape (b, l), got {tuple(item_seq.shape)}"
+            )
         mask = item_seq > 0  # (b l)
         x = self.emb_norm(self.emb_dropout(self.item_embedding(item_seq)))  # (b l d)
         for layer, ffn in zip(self.layers, self.ffns, strict=True):

@@ -32,8 +32,10 @@ class Mamba4RecConfig(ModelConfig):
     def __post_init__(self):
         super().__post_init__()
         if min(self.d_state, self.d_conv, self.expand) <= 0:
-            raise ValueError(f"Mamba4RecConfig: d_state, d_conv, expand must be > 0, got "
-                             f"{self.d_state}, {self.d_conv}, {self.expand}")
+            raise ValueError(
+                f"Mamba4RecConfig: d_state, d_conv, expand must be > 0, got "
+                f"{self.d_state}, {self.d_conv}, {self.expand}"
+            )
         if self.dt_rank is not None and self.dt_rank <= 0:
             raise ValueError(f"Mamba4RecConfig: dt_rank must be > 0 or None, got {self.dt_rank}")
 
@@ -50,9 +52,14 @@ class MambaLayer(nn.Module):
         super().__init__()
         d = config.d_model
         self.residual = config.n_layers > 1
-        self.mamba = MambaBlock(d, d_state=config.d_state, d_conv=config.d_conv,
-                                expand=config.expand, dt_rank=config.dt_rank,
-                                backend=config.backend)
+        self.mamba = MambaBlock(
+            d,
+            d_state=config.d_state,
+            d_conv=config.d_conv,
+            expand=config.expand,
+            dt_rank=config.dt_rank,
+            backend=config.backend,
+        )
         self.dropout = nn.Dropout(config.dropout)
         self.norm = nn.LayerNorm(d, eps=1e-12)
         self.ffn = FeedForward(d, 4 * d, config.dropout, activation="gelu")

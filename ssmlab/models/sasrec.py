@@ -41,15 +41,17 @@ def check_transformer_fields(cfg) -> None:
     """Validation shared by the attention models' configs (SASRec, BERT4Rec)."""
     name = type(cfg).__name__
     if cfg.n_heads <= 0 or cfg.d_model % cfg.n_heads:
-        raise ValueError(f"{name}: d_model ({cfg.d_model}) must be divisible by "
-                         f"n_heads ({cfg.n_heads})")
+        raise ValueError(
+            f"{name}: d_model ({cfg.d_model}) must be divisible by n_heads ({cfg.n_heads})"
+        )
     if cfg.inner_size <= 0:
         raise ValueError(f"{name}: inner_size must be > 0, got {cfg.inner_size}")
     if not 0.0 <= cfg.attn_dropout < 1.0:
         raise ValueError(f"{name}: attn_dropout must be in [0, 1), got {cfg.attn_dropout}")
     if cfg.hidden_act not in ACTIVATIONS:
-        raise ValueError(f"{name}: hidden_act must be one of {sorted(ACTIVATIONS)}, "
-                         f"got {cfg.hidden_act!r}")
+        raise ValueError(
+            f"{name}: hidden_act must be one of {sorted(ACTIVATIONS)}, got {cfg.hidden_act!r}"
+        )
     if cfg.layer_norm_eps <= 0:
         raise ValueError(f"{name}: layer_norm_eps must be > 0, got {cfg.layer_norm_eps}")
 
@@ -59,8 +61,10 @@ def check_item_seq(item_seq: torch.Tensor, max_len: int, name: str) -> None:
     if item_seq.dim() != 2:
         raise ValueError(f"{name}: item_seq must have shape (b, l), got {tuple(item_seq.shape)}")
     if item_seq.size(1) > max_len:
-        raise ValueError(f"{name}: item_seq has length {item_seq.size(1)} > max_len {max_len}; "
-                         "truncate the history to the last max_len items")
+        raise ValueError(
+            f"{name}: item_seq has length {item_seq.size(1)} > max_len {max_len}; "
+            "truncate the history to the last max_len items"
+        )
 
 
 class SASRec(SequentialRecommender):
@@ -87,9 +91,17 @@ class SASRec(SequentialRecommender):
         self.emb_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.emb_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
-            TransformerBlock(d, config.n_heads, config.inner_size, config.dropout,
-                             config.attn_dropout, config.hidden_act, config.layer_norm_eps)
-            for _ in range(config.n_layers))
+            TransformerBlock(
+                d,
+                config.n_heads,
+                config.inner_size,
+                config.dropout,
+                config.attn_dropout,
+                config.hidden_act,
+                config.layer_norm_eps,
+            )
+            for _ in range(config.n_layers)
+        )
         self.apply(recbole_init)  # N(0, 0.02) weights (RecBole initializer_range), zero biases
 
     def encode(self, batch: dict[str, torch.Tensor], return_weights: bool = False):

@@ -45,18 +45,24 @@ class SS4RecConfig(ModelConfig):
         if min(self.s5_state, self.d_state, self.d_conv, self.expand) <= 0:
             raise ValueError("SS4RecConfig: s5_state, d_state, d_conv, expand must be > 0")
         if not 0 < self.dt_min <= self.dt_max:
-            raise ValueError(f"SS4RecConfig: need 0 < dt_min <= dt_max, got {self.dt_min}, "
-                             f"{self.dt_max}")
+            raise ValueError(
+                f"SS4RecConfig: need 0 < dt_min <= dt_max, got {self.dt_min}, {self.dt_max}"
+            )
         if self.discretization not in METHODS:
-            raise ValueError(f"SS4RecConfig: discretization must be one of {METHODS}, "
-                             f"got {self.discretization!r}")
+            raise ValueError(
+                f"SS4RecConfig: discretization must be one of {METHODS}, "
+                f"got {self.discretization!r}"
+            )
         if self.time_norm not in NORMS:
-            raise ValueError(f"SS4RecConfig: time_norm must be one of {NORMS}, "
-                             f"got {self.time_norm!r}")
+            raise ValueError(
+                f"SS4RecConfig: time_norm must be one of {NORMS}, got {self.time_norm!r}"
+            )
         if (self.time_norm == "scale") != (self.time_scale is not None):
-            raise ValueError("SS4RecConfig: time_scale (> 0) is required by, and only used with, "
-                             f"time_norm='scale'; got time_norm={self.time_norm!r}, "
-                             f"time_scale={self.time_scale!r}")
+            raise ValueError(
+                "SS4RecConfig: time_scale (> 0) is required by, and only used with, "
+                f"time_norm='scale'; got time_norm={self.time_norm!r}, "
+                f"time_scale={self.time_scale!r}"
+            )
         if self.time_scale is not None and not self.time_scale > 0:
             raise ValueError(f"SS4RecConfig: time_scale must be > 0, got {self.time_scale}")
 
@@ -72,11 +78,22 @@ class SSLayer(nn.Module):
     def __init__(self, config: SS4RecConfig):
         super().__init__()
         d = config.d_model
-        self.s5 = S5Block(d, config.s5_state, config.dt_min, config.dt_max,
-                          method=config.discretization, time_norm=config.time_norm,
-                          time_scale=config.time_scale)
-        self.s6 = MambaBlock(d, d_state=config.d_state, d_conv=config.d_conv,
-                             expand=config.expand, backend=config.backend)
+        self.s5 = S5Block(
+            d,
+            config.s5_state,
+            config.dt_min,
+            config.dt_max,
+            method=config.discretization,
+            time_norm=config.time_norm,
+            time_scale=config.time_scale,
+        )
+        self.s6 = MambaBlock(
+            d,
+            d_state=config.d_state,
+            d_conv=config.d_conv,
+            expand=config.expand,
+            backend=config.backend,
+        )
         self.dropout = nn.Dropout(config.dropout)
         self.norm = nn.LayerNorm(d, eps=1e-12)
 
@@ -102,8 +119,10 @@ def query_gaps(item_seq, time_seq, item_seq_len=None, at_time=None, target_times
     if time_seq is None:
         raise ValueError("SS4Rec needs batch['time_seq'] (b, l) Unix seconds")
     if time_seq.shape != item_seq.shape:
-        raise ValueError(f"time_seq must have the shape of item_seq {tuple(item_seq.shape)}, "
-                         f"got {tuple(time_seq.shape)}")
+        raise ValueError(
+            f"time_seq must have the shape of item_seq {tuple(item_seq.shape)}, "
+            f"got {tuple(time_seq.shape)}"
+        )
     nxt = torch.zeros_like(time_seq)
     nxt[:, :-1] = time_seq[:, 1:]
     if target_times is not None:
@@ -154,15 +173,25 @@ class SS4Rec(SequentialRecommender):
         """
         if at_time is None:
             at_time = extra.pop("target_time", None)
-        batch = {"item_seq": item_seq, "item_seq_len": item_seq_len, "time_seq": time_seq,
-                 "at_time": at_time, **extra}
+        batch = {
+            "item_seq": item_seq,
+            "item_seq_len": item_seq_len,
+            "time_seq": time_seq,
+            "at_time": at_time,
+            **extra,
+        }
         return gather_last(self.encode(batch), item_seq_len)
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Hidden states at every position. Shapes: item_seq, time_seq (b, l) -> (b, l, d)."""
         item_seq = batch["item_seq"]
-        gap = query_gaps(item_seq, batch.get("time_seq"), batch.get("item_seq_len"),
-                         batch.get("at_time"), batch.get("target_times"))  # (b l)
+        gap = query_gaps(
+            item_seq,
+            batch.get("time_seq"),
+            batch.get("item_seq_len"),
+            batch.get("at_time"),
+            batch.get("target_times"),
+        )  # (b l)
         x = self.item_embedding(item_seq)  # (b l d)
         if self.config.embedding_norm:
             x = self.emb_norm(self.emb_dropout(x))

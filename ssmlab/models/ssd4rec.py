@@ -41,11 +41,14 @@ class SSD4RecConfig(ModelConfig):
     def __post_init__(self):
         super().__post_init__()
         if min(self.d_state, self.d_conv, self.expand, self.head_dim, self.chunk_size) <= 0:
-            raise ValueError("SSD4RecConfig: d_state, d_conv, expand, head_dim, chunk_size must "
-                             "be > 0")
+            raise ValueError(
+                "SSD4RecConfig: d_state, d_conv, expand, head_dim, chunk_size must be > 0"
+            )
         if (self.expand * self.d_model) % self.head_dim:
-            raise ValueError(f"SSD4RecConfig: expand * d_model = {self.expand * self.d_model} must "
-                             f"be divisible by head_dim = {self.head_dim}")
+            raise ValueError(
+                f"SSD4RecConfig: expand * d_model = {self.expand * self.d_model} must "
+                f"be divisible by head_dim = {self.head_dim}"
+            )
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueError(f"SSD4RecConfig: mask_ratio must be in [0, 1), got {self.mask_ratio}")
         if self.beta < 0:
@@ -105,12 +108,23 @@ class SSD4Rec(SequentialRecommender):
         self.item_embedding = nn.Embedding(n_items + 1, d)  # row 0: mask token, trainable
         self.emb_dropout = nn.Dropout(config.dropout)
         self.emb_norm = nn.LayerNorm(d, eps=1e-12)
-        self.layers = nn.ModuleList([
-            BiSSDBlock(d, beta=config.beta, dropout=config.dropout, flip_back=config.flip_back,
-                       d_state=config.d_state, d_conv=config.d_conv, expand=config.expand,
-                       head_dim=config.head_dim, chunk_size=config.chunk_size,
-                       backend=config.backend)
-            for _ in range(config.n_layers)])
+        self.layers = nn.ModuleList(
+            [
+                BiSSDBlock(
+                    d,
+                    beta=config.beta,
+                    dropout=config.dropout,
+                    flip_back=config.flip_back,
+                    d_state=config.d_state,
+                    d_conv=config.d_conv,
+                    expand=config.expand,
+                    head_dim=config.head_dim,
+                    chunk_size=config.chunk_size,
+                    backend=config.backend,
+                )
+                for _ in range(config.n_layers)
+            ]
+        )
         self.apply(recbole_init)
 
     def mask_items(self, items: torch.Tensor) -> torch.Tensor:
@@ -129,8 +143,10 @@ class SSD4Rec(SequentialRecommender):
         if packed:
             items, seq_idx = batch["item_seq"], batch["seq_idx"]
             if items.dim() != 2 or items.shape[0] != 1 or seq_idx.shape != items.shape:
-                raise ValueError(f"packed batches need item_seq and seq_idx of shape (1, t), got "
-                                 f"{tuple(items.shape)} and {tuple(seq_idx.shape)}")
+                raise ValueError(
+                    f"packed batches need item_seq and seq_idx of shape (1, t), got "
+                    f"{tuple(items.shape)} and {tuple(seq_idx.shape)}"
+                )
         else:
             items, seq_idx, real = pack(batch["item_seq"], batch["item_seq_len"])
         x = self.item_embedding(self.mask_items(items))  # (1 t d)
@@ -149,8 +165,9 @@ class SSD4Rec(SequentialRecommender):
             return self.encode(batch)[0, last_positions(batch)]  # (n d)
         return self.forward(batch["item_seq"], batch["item_seq_len"])  # (b d)
 
-    def calculate_loss(self, batch: dict[str, torch.Tensor],
-                       objective: str = "last") -> torch.Tensor:
+    def calculate_loss(
+        self, batch: dict[str, torch.Tensor], objective: str = "last"
+    ) -> torch.Tensor:
         """CE of the next item after each sequence (``target``), packed or padded batches."""
         if objective not in self.objectives:
             raise ValueError(f"SSD4Rec supports objectives {self.objectives}, got {objective!r}")

@@ -24,8 +24,10 @@ class SSD4RecStarConfig(TiM4RecConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.use_time:
-            raise ValueError("SSD4RecStarConfig: use_time must be False (use the 'tim4rec' model "
-                             "for the time-aware version)")
+            raise ValueError(
+                "SSD4RecStarConfig: use_time must be False (use the 'tim4rec' model "
+                "for the time-aware version)"
+            )
 
 
 class SSD4RecStar(TiM4Rec):

@@ -50,16 +50,19 @@ class TiM4RecConfig(ModelConfig):
         if min(self.d_state, self.d_conv, self.expand, self.head_dim, self.chunk_size) <= 0:
             raise ValueError(f"{name}: d_state, d_conv, expand, head_dim, chunk_size must be > 0")
         if (self.expand * self.d_model) % self.head_dim:
-            raise ValueError(f"{name}: expand * d_model = {self.expand * self.d_model} must be "
-                             f"divisible by head_dim = {self.head_dim}")
+            raise ValueError(
+                f"{name}: expand * d_model = {self.expand * self.d_model} must be "
+                f"divisible by head_dim = {self.head_dim}"
+            )
         if not 0.0 <= self.time_dropout < 1.0:
             raise ValueError(f"{name}: time_dropout must be in [0, 1), got {self.time_dropout}")
         if self.time_mlp not in TIME_MLPS:
             raise ValueError(f"{name}: time_mlp must be one of {TIME_MLPS}, got {self.time_mlp!r}")
         for field in ("conv_act", "ffn_act"):
             if getattr(self, field) not in ACTS:
-                raise ValueError(f"{name}: {field} must be one of {ACTS}, "
-                                 f"got {getattr(self, field)!r}")
+                raise ValueError(
+                    f"{name}: {field} must be one of {ACTS}, got {getattr(self, field)!r}"
+                )
         if self.norm_eps <= 0:
             raise ValueError(f"{name}: norm_eps must be > 0, got {self.norm_eps}")
 
@@ -78,14 +81,26 @@ class TiSSDLayer(nn.Module):
     def __init__(self, config: TiM4RecConfig):
         super().__init__()
         d = config.d_model
-        kwargs = {"d_state": config.d_state, "d_conv": config.d_conv, "expand": config.expand,
-                      "head_dim": config.head_dim, "chunk_size": config.chunk_size,
-                      "conv_act": config.conv_act, "bias": True, "norm_eps": config.norm_eps,
-                      "backend": config.backend}
+        kwargs = {
+            "d_state": config.d_state,
+            "d_conv": config.d_conv,
+            "expand": config.expand,
+            "head_dim": config.head_dim,
+            "chunk_size": config.chunk_size,
+            "conv_act": config.conv_act,
+            "bias": True,
+            "norm_eps": config.norm_eps,
+            "backend": config.backend,
+        }
         if config.use_time:
-            self.block = TimeAwareSSDBlock(d, config.max_len, time_mlp=config.time_mlp,
-                                           time_dropout=config.time_dropout,
-                                           p2p_residual=config.p2p_residual, **kwargs)
+            self.block = TimeAwareSSDBlock(
+                d,
+                config.max_len,
+                time_mlp=config.time_mlp,
+                time_dropout=config.time_dropout,
+                p2p_residual=config.p2p_residual,
+                **kwargs,
+            )
         else:
             self.block = SSDBlock(d, **kwargs)
         self.residual = config.n_layers > 1
@@ -136,9 +151,11 @@ class TiM4Rec(SequentialRecommender):
         self.emb_norm = nn.LayerNorm(config.d_model, eps=config.norm_eps)
         if config.use_time:
             self.time_dropout = nn.Dropout(config.dropout)
-            self.time_norm = (PrefixLayerNorm(config.max_len, eps=config.norm_eps)
-                              if config.time_mlp == "causal"
-                              else nn.LayerNorm(config.max_len, eps=config.norm_eps))
+            self.time_norm = (
+                PrefixLayerNorm(config.max_len, eps=config.norm_eps)
+                if config.time_mlp == "causal"
+                else nn.LayerNorm(config.max_len, eps=config.norm_eps)
+            )
         self.layers = nn.ModuleList([TiSSDLayer(config) for _ in range(config.n_layers)])
         self.apply(lambda m: recbole_init(m, kaiming_conv=config.kaiming_conv_init))
 
@@ -155,8 +172,10 @@ class TiM4Rec(SequentialRecommender):
         if time_seq is None:
             raise ValueError(f"{type(self).__name__} needs batch['time_seq'] (b, l) Unix seconds")
         if time_seq.shape != item_seq.shape:
-            raise ValueError(f"time_seq must have the shape of item_seq {tuple(item_seq.shape)}, "
-                             f"got {tuple(time_seq.shape)}")
+            raise ValueError(
+                f"time_seq must have the shape of item_seq {tuple(item_seq.shape)}, "
+                f"got {tuple(time_seq.shape)}"
+            )
         gap = time_deltas(time_seq).masked_fill(item_seq == 0, 0)  # (b l)
         feat = self.time_dropout(time_gap_to_dt(gap, "raw", dtype=self.item_embedding.weight.dtype))
         if self.config.time_mlp == "positional":
@@ -170,8 +189,10 @@ class TiM4Rec(SequentialRecommender):
         if item_seq.dim() != 2:
             raise ValueError(f"item_seq must have shape (b, l), got {tuple(item_seq.shape)}")
         if self.config.use_time and item_seq.shape[1] > self.config.max_len:
-            raise ValueError(f"sequence length {item_seq.shape[1]} exceeds max_len = "
-                             f"{self.config.max_len} (the time maps are sized by max_len)")
+            raise ValueError(
+                f"sequence length {item_seq.shape[1]} exceeds max_len = "
+                f"{self.config.max_len} (the time maps are sized by max_len)"
+            )
         x = self.emb_norm(self.emb_dropout(self.item_embedding(item_seq)))  # (b l d)
         feat = self.time_features(item_seq, batch.get("time_seq")) if self.config.use_time else None
         for layer in self.layers:

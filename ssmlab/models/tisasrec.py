@@ -36,17 +36,24 @@ class TiSASRecConfig(ModelConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.n_heads <= 0 or self.d_model % self.n_heads:
-            raise ValueError(f"TiSASRecConfig: d_model ({self.d_model}) must be divisible by "
-                             f"n_heads ({self.n_heads})")
+            raise ValueError(
+                f"TiSASRecConfig: d_model ({self.d_model}) must be divisible by "
+                f"n_heads ({self.n_heads})"
+            )
         if self.inner_size <= 0 or self.time_span < 1:
-            raise ValueError(f"TiSASRecConfig: inner_size and time_span must be >= 1, got "
-                             f"{self.inner_size}, {self.time_span}")
+            raise ValueError(
+                f"TiSASRecConfig: inner_size and time_span must be >= 1, got "
+                f"{self.inner_size}, {self.time_span}"
+            )
         if not 0.0 <= self.attn_dropout < 1.0:
-            raise ValueError(f"TiSASRecConfig: attn_dropout must be in [0, 1), "
-                             f"got {self.attn_dropout}")
+            raise ValueError(
+                f"TiSASRecConfig: attn_dropout must be in [0, 1), got {self.attn_dropout}"
+            )
         if self.hidden_act not in ACTIVATIONS:
-            raise ValueError(f"TiSASRecConfig: hidden_act must be one of {sorted(ACTIVATIONS)}, "
-                             f"got {self.hidden_act!r}")
+            raise ValueError(
+                f"TiSASRecConfig: hidden_act must be one of {sorted(ACTIVATIONS)}, "
+                f"got {self.hidden_act!r}"
+            )
 
 
 class TiSASRec(SequentialRecommender):
@@ -86,9 +93,17 @@ class TiSASRec(SequentialRecommender):
         self.interval_v = nn.Embedding(config.time_span + 1, d)  # E_V
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
-            TiSASRecBlock(d, config.n_heads, config.inner_size, config.dropout,
-                          config.attn_dropout, config.hidden_act, config.layer_norm_eps)
-            for _ in range(config.n_layers))
+            TiSASRecBlock(
+                d,
+                config.n_heads,
+                config.inner_size,
+                config.dropout,
+                config.attn_dropout,
+                config.hidden_act,
+                config.layer_norm_eps,
+            )
+            for _ in range(config.n_layers)
+        )
         self.last_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         for param in self.parameters():
             if param.dim() >= 2:

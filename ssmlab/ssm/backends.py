@@ -61,6 +61,8 @@ def resolve(requested: str | None, *tensors: torch.Tensor, kernel: str) -> str:
         on_cuda = all(t.is_cuda for t in tensors if t is not None)
         if not on_cuda or mamba_kernel(kernel) is None:
             if requested == "mamba_ssm":
-                raise RuntimeError(f"backend='mamba_ssm' needs CUDA tensors and mamba-ssm's {kernel}")
+                raise RuntimeError(
+                    f"backend='mamba_ssm' needs CUDA tensors and mamba-ssm's {kernel}"
+                )
             return "torch"
     return choice

@@ -15,5 +15,13 @@ from ssmlab.train.commands import evaluate_checkpoint, main_eval, main_train
 from ssmlab.train.loop import NonFiniteLossError, evaluate
 from ssmlab.train.trainer import Trainer, train
 
-__all__ = ["NonFiniteLossError", "Trainer", "evaluate", "evaluate_checkpoint", "load_checkpoint",
-           "main_eval", "main_train", "train"]
+__all__ = [
+    "NonFiniteLossError",
+    "Trainer",
+    "evaluate",
+    "evaluate_checkpoint",
+    "load_checkpoint",
+    "main_eval",
+    "main_train",
+    "train",
+]

@@ -70,8 +70,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if missing:
         raise CheckpointError(f"{path} is not an ssmlab checkpoint (missing keys {missing})")
     if ckpt["format"] != FORMAT:
-        raise CheckpointError(f"{path}: checkpoint format {ckpt['format']}, "
-                              f"this ssmlab reads {FORMAT}")
+        raise CheckpointError(
+            f"{path}: checkpoint format {ckpt['format']}, this ssmlab reads {FORMAT}"
+        )
     return ckpt
 
 
@@ -81,8 +82,13 @@ def rng_state(data_generator: torch.Generator | None = None) -> dict[str, Any]:
     key, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "python": {"version": version, "state": list(internal), "gauss": gauss},
-        "numpy": {"key": key, "state": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "key": key,
+            "state": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
     }
@@ -96,8 +102,15 @@ def set_rng_state(state: dict[str, Any], data_generator: torch.Generator | None 
     py = state["python"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
     npy = state["numpy"]
-    np.random.set_state((npy["key"], npy["state"].numpy().astype(np.uint32), npy["pos"],
-                         npy["has_gauss"], npy["cached_gaussian"]))
+    np.random.set_state(
+        (
+            npy["key"],
+            npy["state"].numpy().astype(np.uint32),
+            npy["pos"],
+            npy["has_gauss"],
+            npy["cached_gaussian"],
+        )
+    )
     torch.set_rng_state(state["torch"].cpu())
     if state.get("cuda") and torch.cuda.is_available():
         cuda = [s.cpu() for s in state["cuda"]]
@@ -114,5 +127,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-__all__ = ["FORMAT", "CheckpointError", "atomic_save", "load_checkpoint", "rng_state",
-           "seed_everything", "set_rng_state"]
+__all__ = [
+    "FORMAT",
+    "CheckpointError",
+    "atomic_save",
+    "load_checkpoint",
+    "rng_state",
+    "seed_everything",
+    "set_rng_state",
+]

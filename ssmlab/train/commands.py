@@ -50,8 +50,10 @@ def experiment_for(args: argparse.Namespace) -> tuple[ExperimentConfig, Path | N
     if not args.resume:
         check_names(args.model, args.data)
         if output is not None and (output / "last.pt").exists():
-            raise UsageError(f"{output} already holds a run (last.pt); pass --resume to continue "
-                             "it, or choose another --output")
+            raise UsageError(
+                f"{output} already holds a run (last.pt); pass --resume to continue "
+                "it, or choose another --output"
+            )
         config = load_config(args.model, args.data, args.config, args.overrides)
     else:
         if output is None:
@@ -84,8 +86,11 @@ def main_train(args: argparse.Namespace) -> int:
     except NonFiniteLossError as err:
         return _fail("train", err, 1)
     except KeyboardInterrupt:
-        hint = (f"; `ssmlab train --resume --output {args.output}` continues from its last.pt"
-                if args.output else "")
+        hint = (
+            f"; `ssmlab train --resume --output {args.output}` continues from its last.pt"
+            if args.output
+            else ""
+        )
         return _fail("train", f"interrupted{hint}", 130)
     finally:
         dist_utils.cleanup()
@@ -94,8 +99,9 @@ def main_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_checkpoint(path: str | Path, data_dir: str | None = None,
-                        device: str | None = None, dataset=None) -> dict[str, Any]:
+def evaluate_checkpoint(
+    path: str | Path, data_dir: str | None = None, device: str | None = None, dataset=None
+) -> dict[str, Any]:
     """Rebuild the model from a checkpoint's config and weights; valid and test metrics.
 
     ``path`` is a checkpoint file or a run folder (its ``best.pt``).
@@ -111,8 +117,10 @@ def evaluate_checkpoint(path: str | Path, data_dir: str | None = None,
     if dataset is None:
         dataset = load_dataset(config.data.name, data_dir=config.data.data_dir)
     if dataset.n_items != state["n_items"]:
-        raise UsageError(f"{path} was trained on {state['n_items']} items; {config.data.name} "
-                         f"now has {dataset.n_items}")
+        raise UsageError(
+            f"{path} was trained on {state['n_items']} items; {config.data.name} "
+            f"now has {dataset.n_items}"
+        )
     model = build_model(config.model_name, dataset.n_items, config=config.model)
     model.load_state_dict(state["model"])
     model.to(dev)
@@ -141,5 +149,11 @@ def _fail(command: str, err: Exception, code: int) -> int:
     return code
 
 
-__all__ = ["UsageError", "check_names", "evaluate_checkpoint", "experiment_for", "main_eval",
-           "main_train"]
+__all__ = [
+    "UsageError",
+    "check_names",
+    "evaluate_checkpoint",
+    "experiment_for",
+    "main_eval",
+    "main_train",
+]

@@ -40,8 +40,11 @@ class DistInfo:
 
 def env_info() -> DistInfo:
     """Read the torchrun environment variables (defaults: a single process)."""
-    return DistInfo(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
-                    int(os.environ.get("LOCAL_RANK", "0")))
+    return DistInfo(
+        int(os.environ.get("RANK", "0")),
+        int(os.environ.get("WORLD_SIZE", "1")),
+        int(os.environ.get("LOCAL_RANK", "0")),
+    )
 
 
 def resolve_device(device: str | None, info: DistInfo | None = None) -> torch.device:
@@ -65,8 +68,11 @@ def init_distributed(device: str | None = None) -> tuple[DistInfo, torch.device]
     if info.enabled and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
-        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo",
-                                rank=info.rank, world_size=info.world_size)
+        dist.init_process_group(
+            backend="nccl" if dev.type == "cuda" else "gloo",
+            rank=info.rank,
+            world_size=info.world_size,
+        )
     return info, dev
 
 
@@ -104,5 +110,14 @@ def barrier() -> None:
         dist.barrier()
 
 
-__all__ = ["DistInfo", "all_reduce_sum", "barrier", "broadcast_tensors", "cleanup", "env_info",
-           "gather_objects", "init_distributed", "resolve_device"]
+__all__ = [
+    "DistInfo",
+    "all_reduce_sum",
+    "barrier",
+    "broadcast_tensors",
+    "cleanup",
+    "env_info",
+    "gather_objects",
+    "init_distributed",
+    "resolve_device",
+]

@@ -52,16 +52,23 @@ from ssmlab.train.loop import make_optimizer
 MODELS = ("sasrec", "tisasrec", "mamba4rec", "ssd4rec_star", "tim4rec", "ss4rec")
 LENGTHS = (50, 100, 200, 400, 800)
 BEAUTY_ITEMS = 12_101  # [TiM4Rec Table 2]
-BEAUTY_PREFIX_ROWS = 131_413  # training rows of one "last" epoch on Beauty (benchmarks/results/data-cpu.md)
+BEAUTY_PREFIX_ROWS = (
+    131_413  # training rows of one "last" epoch on Beauty (benchmarks/results/data-cpu.md)
+)
 PRESET_DATA = "amazon-beauty"
+
 
 def cell_config(model: str, seqlen: int):
     """The model's Beauty preset (else its ML-1M preset with Beauty's dropout), max_len = L."""
     overrides = [f"model.max_len={seqlen}"]
     if preset_path(model, PRESET_DATA).is_file():
         return load_config(model, PRESET_DATA, overrides=overrides)
-    return load_config(model, PRESET_DATA, config_file=preset_path(model, "ml-1m"),
-                       overrides=["model.dropout=0.4", *overrides])
+    return load_config(
+        model,
+        PRESET_DATA,
+        config_file=preset_path(model, "ml-1m"),
+        overrides=["model.dropout=0.4", *overrides],
+    )
 
 
 def synthetic_batch(n_rows: int, seqlen: int, n_items: int, seed: int = 0) -> dict:
@@ -98,8 +105,10 @@ def measure_cell(model_name: str, seqlen: int, opts: dict) -> dict:
     objective = config.train.objective
     model = build_model(model_name, opts["n_items"], config=config.model).to(device)
     optimizer = make_optimizer(model, config.train.lr, config.train.weight_decay)
-    batch = {k: v.to(device) for k, v in synthetic_batch(opts["batch_size"], seqlen,
-                                                         opts["n_items"]).items()}
+    batch = {
+        k: v.to(device)
+        for k, v in synthetic_batch(opts["batch_size"], seqlen, opts["n_items"]).items()
+    }
 
     def step(b):
         loss = model.calculate_loss(b, objective)
@@ -132,8 +141,10 @@ def measure_cell(model_name: str, seqlen: int, opts: dict) -> dict:
     del batch
     model.eval()
     users, eb = opts["eval_users"], opts["eval_batch_size"]
-    chunks = [synthetic_batch(min(eb, users - i), seqlen, opts["n_items"], seed=1 + i)
-              for i in range(0, users, eb)]
+    chunks = [
+        synthetic_batch(min(eb, users - i), seqlen, opts["n_items"], seed=1 + i)
+        for i in range(0, users, eb)
+    ]
     with torch.no_grad():
         model.full_sort_predict({k: v.to(device) for k, v in chunks[0].items()})  # warm-up
         _sync(device)
@@ -160,9 +171,20 @@ def _predict(cells: list[dict], seqlen: int, key: str) -> float | None:
 
 def run_model(model_name: str, args, pool) -> list[dict]:
     """All lengths of one model; skips cells predicted too slow or too large, records failures."""
-    opts = {k: getattr(args, k) for k in ("device", "threads", "batch_size", "steps",
-                                           "eval_users", "eval_batch_size", "n_items",
-                                           "rows_per_epoch", "memory")}
+    opts = {
+        k: getattr(args, k)
+        for k in (
+            "device",
+            "threads",
+            "batch_size",
+            "steps",
+            "eval_users",
+            "eval_batch_size",
+            "n_items",
+            "rows_per_epoch",
+            "memory",
+        )
+    }
     cells: list[dict] = []
     for seqlen in args.lengths:
         t_pred = _predict(cells, seqlen, "train_step_s")
@@ -178,18 +200,28 @@ def run_model(model_name: str, args, pool) -> list[dict]:
             cells.append({"L": seqlen, "status": "skipped", "reason": reason})
         else:
             try:
-                cell = (pool.apply(measure_cell, (model_name, seqlen, opts)) if pool is not None
-                        else measure_cell(model_name, seqlen, opts))
+                cell = (
+                    pool.apply(measure_cell, (model_name, seqlen, opts))
+                    if pool is not None
+                    else measure_cell(model_name, seqlen, opts)
+                )
             except (RuntimeError, MemoryError) as err:  # CUDA OOM, a killed worker, ...
-                cell = {"L": seqlen, "status": "failed", "reason": f"{type(err).__name__}: "
-                        f"{str(err).splitlines()[0][:200] if str(err) else ''}"}
+                cell = {
+                    "L": seqlen,
+                    "status": "failed",
+                    "reason": f"{type(err).__name__}: "
+                    f"{str(err).splitlines()[0][:200] if str(err) else ''}",
+                }
                 if args.device.startswith("cuda"):
                     torch.cuda.empty_cache()
             cells.append(cell)
         c = cells[-1]
-        msg = (f"epoch ~{c['train_epoch_s']:8.1f} s  infer {c['infer_s']:.3f} s  mem "
-               f"{c.get('peak_mem_bytes', 0) / 2**20:.0f} MiB" if c["status"] == "ok"
-               else f"{c['status']}: {c['reason']}")
+        msg = (
+            f"epoch ~{c['train_epoch_s']:8.1f} s  infer {c['infer_s']:.3f} s  mem "
+            f"{c.get('peak_mem_bytes', 0) / 2**20:.0f} MiB"
+            if c["status"] == "ok"
+            else f"{c['status']}: {c['reason']}"
+        )
         print(f"{model_name:>13} L={seqlen:4d}  {msg}", flush=True)
     return cells
 
@@ -198,22 +230,46 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="ssmlab bench train", description=__doc__.split("\n")[0])
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated registry names")
     p.add_argument("--lengths", default=None, help="comma-separated max_len values")
-    p.add_argument("--batch-size", type=int, default=None, help="training rows per timed step "
-                   "(default 2048 on CUDA, 16 on CPU; --quick 4)")
-    p.add_argument("--steps", type=int, default=None, help="timed steps per cell (default 5 "
-                   "on CUDA, 2 on CPU; --quick 1)")
-    p.add_argument("--eval-users", type=int, default=None, help="users scored for the "
-                   "inference time (default 4096 on CUDA, 64 on CPU; --quick 4)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="training rows per timed step (default 2048 on CUDA, 16 on CPU; --quick 4)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="timed steps per cell (default 5 on CUDA, 2 on CPU; --quick 1)",
+    )
+    p.add_argument(
+        "--eval-users",
+        type=int,
+        default=None,
+        help="users scored for the inference time (default 4096 on CUDA, 64 on CPU; --quick 4)",
+    )
     p.add_argument("--eval-batch-size", type=int, default=None, help="default 4096 / 64 on CPU")
     p.add_argument("--n-items", type=int, default=BEAUTY_ITEMS, help="item count (Beauty 12,101)")
-    p.add_argument("--rows-per-epoch", type=int, default=BEAUTY_PREFIX_ROWS,
-                   help="rows of one training epoch (Beauty prefix rows 131,413)")
+    p.add_argument(
+        "--rows-per-epoch",
+        type=int,
+        default=BEAUTY_PREFIX_ROWS,
+        help="rows of one training epoch (Beauty prefix rows 131,413)",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--step-time-limit", type=float, default=None,
-                   help="skip cells predicted slower per step (s; default 60 CPU, 30 CUDA)")
-    p.add_argument("--memory-limit-gb", type=float, default=None,
-                   help="skip cells predicted larger (GiB; default 8 CPU, 90%% of the GPU)")
+    p.add_argument(
+        "--step-time-limit",
+        type=float,
+        default=None,
+        help="skip cells predicted slower per step (s; default 60 CPU, 30 CUDA)",
+    )
+    p.add_argument(
+        "--memory-limit-gb",
+        type=float,
+        default=None,
+        help="skip cells predicted larger (GiB; default 8 CPU, 90%% of the GPU)",
+    )
     p.add_argument("--no-memory", action="store_true", help="CPU: do not measure memory")
     p.add_argument("--quick", action="store_true", help="tiny smoke run (lengths 8,16)")
     p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
@@ -232,15 +288,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.lengths = sorted(set(lengths or ((8, 16) if args.quick else LENGTHS)))
     if args.lengths[0] < 2:
         p.error(f"--lengths must be >= 2, got {args.lengths}")
-    pick = (lambda quick, gpu, cpu: quick if args.quick else gpu if cuda else cpu)
+    pick = lambda quick, gpu, cpu: quick if args.quick else gpu if cuda else cpu
     args.batch_size = args.batch_size or pick(4, 2048, 16)
     args.steps = args.steps or pick(1, 5, 2)
     args.eval_users = args.eval_users or pick(4, 4096, 64)
     args.eval_batch_size = args.eval_batch_size or pick(4, 4096, 64)
     args.step_time_limit = args.step_time_limit or (30.0 if cuda else 60.0)
     if args.memory_limit_gb is None:
-        args.memory_limit_gb = (0.9 * torch.cuda.get_device_properties(args.device).total_memory
-                                / 2**30) if cuda else 8.0
+        args.memory_limit_gb = (
+            (0.9 * torch.cuda.get_device_properties(args.device).total_memory / 2**30)
+            if cuda
+            else 8.0
+        )
     if min(args.batch_size, args.steps, args.eval_users, args.eval_batch_size) < 1:
         p.error("--batch-size, --steps, --eval-users and --eval-batch-size must be >= 1")
     args.memory = cuda or not args.no_memory
@@ -251,10 +310,22 @@ def git_info() -> dict:
     """``git_commit`` and ``git_dirty`` (tracked files changed) of this checkout, or None."""
     root = Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], check=False, cwd=root, capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               check=False, cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            check=False,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            check=False,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": None, "git_dirty": None}
     return {"git_commit": commit or None, "git_dirty": bool(dirty) if commit else None}
@@ -272,14 +343,37 @@ def main(argv: list[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     cuda = args.device.startswith("cuda")
-    settings = {k: getattr(args, k) for k in ("models", "lengths", "batch_size", "steps",
-                                              "eval_users", "eval_batch_size", "n_items",
-                                              "rows_per_epoch", "device", "step_time_limit",
-                                              "memory_limit_gb", "quick", "tag")}
-    settings["memory"] = ("cuda_max_memory_allocated" if cuda else
-                          "peak_rss_growth_fresh_process" if args.memory else "none")
-    results = {"benchmark": "efficiency", "machine": machine_info(args.device),
-               "settings": settings, "rows": []}
+    settings = {
+        k: getattr(args, k)
+        for k in (
+            "models",
+            "lengths",
+            "batch_size",
+            "steps",
+            "eval_users",
+            "eval_batch_size",
+            "n_items",
+            "rows_per_epoch",
+            "device",
+            "step_time_limit",
+            "memory_limit_gb",
+            "quick",
+            "tag",
+        )
+    }
+    settings["memory"] = (
+        "cuda_max_memory_allocated"
+        if cuda
+        else "peak_rss_growth_fresh_process"
+        if args.memory
+        else "none"
+    )
+    results = {
+        "benchmark": "efficiency",
+        "machine": machine_info(args.device),
+        "settings": settings,
+        "rows": [],
+    }
     results["machine"]["load_avg_start"] = list(os.getloadavg())
     results["machine"].update(git_info())
     pool = None
@@ -289,8 +383,9 @@ def main(argv: list[str]) -> int:
         pool = ctx.Pool(processes=1, maxtasksperchild=1)
     try:
         for model_name in args.models:
-            results["rows"].append({"model": model_name,
-                                    "cells": run_model(model_name, args, pool)})
+            results["rows"].append(
+                {"model": model_name, "cells": run_model(model_name, args, pool)}
+            )
     finally:
         if pool is not None:
             pool.close()
@@ -308,5 +403,14 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["BEAUTY_ITEMS", "BEAUTY_PREFIX_ROWS", "LENGTHS", "MODELS", "cell_config", "git_info",
-           "main", "measure_cell", "synthetic_batch"]
+__all__ = [
+    "BEAUTY_ITEMS",
+    "BEAUTY_PREFIX_ROWS",
+    "LENGTHS",
+    "MODELS",
+    "cell_config",
+    "git_info",
+    "main",
+    "measure_cell",
+    "synthetic_batch",
+]

@@ -29,8 +29,10 @@ def data_objective(model: SequentialRecommender | type, objective: str) -> str:
     """The ``ssmlab.data`` batcher (``"last"``, ``"all"``, ``"packed"``) of a training objective."""
     table = {**DATA_OBJECTIVES, **getattr(model, "data_objectives", {})}
     if objective not in table:
-        raise ValueError(f"no batcher known for objective {objective!r}; known: {sorted(table)} "
-                         "(a model may map its own with a `data_objectives` class attribute)")
+        raise ValueError(
+            f"no batcher known for objective {objective!r}; known: {sorted(table)} "
+            "(a model may map its own with a `data_objectives` class attribute)"
+        )
     return table[objective]
 
 
@@ -59,9 +61,14 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.op
 
 
 @torch.no_grad()
-def evaluate(model: SequentialRecommender, batches: Iterable[dict[str, torch.Tensor]],
-             device: torch.device, ks=(10, 20, 50), info: DistInfo | None = None,
-             progress=None) -> dict[str, float]:
+def evaluate(
+    model: SequentialRecommender,
+    batches: Iterable[dict[str, torch.Tensor]],
+    device: torch.device,
+    ks=(10, 20, 50),
+    info: DistInfo | None = None,
+    progress=None,
+) -> dict[str, float]:
     """Mean hr@K, ndcg@K, mrr@K of ``model.full_sort_predict`` over evaluation batches.
 
     One batch of scores is held at a time (:class:`ssmlab.metrics.RankingAccumulator`). Under
@@ -86,8 +93,11 @@ def evaluate(model: SequentialRecommender, batches: Iterable[dict[str, torch.Ten
             progress.update(info.world_size)
     if info.enabled:
         names = list(acc.sums)
-        totals = torch.tensor([acc.count] + [acc.sums[n] for n in names], dtype=torch.float64,
-                              device=device if device.type == "cuda" else "cpu")
+        totals = torch.tensor(
+            [acc.count] + [acc.sums[n] for n in names],
+            dtype=torch.float64,
+            device=device if device.type == "cuda" else "cpu",
+        )
         totals = all_reduce_sum(totals).cpu()
         acc.count = int(totals[0])
         acc.sums = {n: float(v) for n, v in zip(names, totals[1:])}
@@ -95,5 +105,12 @@ def evaluate(model: SequentialRecommender, batches: Iterable[dict[str, torch.Ten
     return acc.compute()
 
 
-__all__ = ["DATA_OBJECTIVES", "LossModule", "NonFiniteLossError", "data_objective", "evaluate",
-           "make_optimizer", "to_device"]
+__all__ = [
+    "DATA_OBJECTIVES",
+    "LossModule",
+    "NonFiniteLossError",
+    "data_objective",
+    "evaluate",
+    "make_optimizer",
+    "to_device",
+]

@@ -57,8 +57,15 @@ class Trainer:
         verbose: one summary line per epoch on stderr (rank 0 only).
     """
 
-    def __init__(self, config: ExperimentConfig, dataset=None, output: str | Path | None = None,
-                 device: str | None = None, progress: bool | None = None, verbose: bool = True):
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        dataset=None,
+        output: str | Path | None = None,
+        device: str | None = None,
+        progress: bool | None = None,
+        verbose: bool = True,
+    ):
         self.config = config
         tc = config.train
         self.info, self.device = dist_utils.init_distributed(device or tc.device)
@@ -67,8 +74,11 @@ class Trainer:
         if progress is None:
             progress = tc.progress and sys.stderr.isatty()
         self.progress = bool(progress) and self.info.is_main
-        self.dataset = dataset if dataset is not None else load_dataset(
-            config.data.name, data_dir=config.data.data_dir)
+        self.dataset = (
+            dataset
+            if dataset is not None
+            else load_dataset(config.data.name, data_dir=config.data.data_dir)
+        )
         self.split = self.dataset.split()
 
         ckpt.seed_everything(tc.seed)  # same initial weights on every rank
@@ -80,14 +90,20 @@ class Trainer:
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             loss_module = DistributedDataParallel(
-                loss_module, device_ids=ids, find_unused_parameters=tc.find_unused_parameters)
+                loss_module, device_ids=ids, find_unused_parameters=tc.find_unused_parameters
+            )
         self.loss_module = loss_module
         self.optimizer = make_optimizer(self.model, tc.lr, tc.weight_decay)
         self.data_generator = torch.Generator().manual_seed(tc.seed)  # same order on all ranks
         self.train_batches = self.split.train_batches(
-            data_objective(self.model, tc.objective), batch_size=tc.batch_size,
-            max_len=config.max_len, shuffle=True, generator=self.data_generator,
-            num_replicas=self.info.world_size, rank=self.info.rank)
+            data_objective(self.model, tc.objective),
+            batch_size=tc.batch_size,
+            max_len=config.max_len,
+            shuffle=True,
+            generator=self.data_generator,
+            num_replicas=self.info.world_size,
+            rank=self.info.rank,
+        )
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimizer steps
         self.best = {"metric": tc.metric, "value": -math.inf, "epoch": 0}
@@ -129,10 +145,15 @@ class Trainer:
                 valid = self.evaluate("valid")
                 self._update_best(valid)
             best = self.best["value"] if self.best["epoch"] else None  # JSON has no -inf
-            record = {"epoch": self.epoch, "step": self.step, "train_loss": train_loss,
-                      "valid": valid, "best_epoch": self.best["epoch"],
-                      f"best_{tc.metric}": best,
-                      "seconds": round(time.perf_counter() - start, 3)}
+            record = {
+                "epoch": self.epoch,
+                "step": self.step,
+                "train_loss": train_loss,
+                "valid": valid,
+                "best_epoch": self.best["epoch"],
+                f"best_{tc.metric}": best,
+                "seconds": round(time.perf_counter() - start, 3),
+            }
             self.history.append(record)
             self.save(self._ckpt_path("last.pt"))
             self._log(record)
@@ -146,8 +167,14 @@ class Trainer:
         total = len(self.train_batches)
         if tc.steps_per_epoch is not None:
             total = min(total, tc.steps_per_epoch)
-        bar = tqdm(total=total, desc=f"epoch {self.epoch + 1}", file=sys.stderr, leave=False,
-                   disable=not self.progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=total,
+            desc=f"epoch {self.epoch + 1}",
+            file=sys.stderr,
+            leave=False,
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
         amp = tc.amp and self.device.type == "cuda"
         loss_sum, steps = 0.0, 0
         for i, batch in enumerate(self.train_batches):
@@ -161,8 +188,8 @@ class Trainer:
             if not math.isfinite(value):  # every rank sees the reduced value: all stop together
                 raise NonFiniteLossError(
                     f"training loss is {value} at epoch {self.epoch + 1}, step {i + 1} of "
-                    f"{total} (global step {self.step + 1}); stopped. "
-                    + self._last_good_message())
+                    f"{total} (global step {self.step + 1}); stopped. " + self._last_good_message()
+                )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if tc.grad_clip is not None:
@@ -181,10 +208,17 @@ class Trainer:
         """Full-ranking hr/ndcg/mrr@K on ``"valid"`` or ``"test"`` with the current weights."""
         tc = self.config.train
         packed = data_objective(self.model, tc.objective) == "packed"
-        batches = self.split.eval_batches(stage, batch_size=tc.eval_batch_size,
-                                          max_len=self.config.max_len, packed=packed)
-        bar = tqdm(total=len(batches), desc=stage, file=sys.stderr, leave=False,
-                   disable=not self.progress, dynamic_ncols=True)
+        batches = self.split.eval_batches(
+            stage, batch_size=tc.eval_batch_size, max_len=self.config.max_len, packed=packed
+        )
+        bar = tqdm(
+            total=len(batches),
+            desc=stage,
+            file=sys.stderr,
+            leave=False,
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
         metrics = evaluate(self.model, batches, self.device, tc.ks, self.info, progress=bar)
         bar.close()
         return metrics
@@ -196,8 +230,12 @@ class Trainer:
             valid = self.best_valid
         else:
             valid = self.evaluate("valid")
-        result = {"model": self.config.model_name, "data": self.config.data.name,
-                  "valid": valid, "test": self.evaluate("test")}
+        result = {
+            "model": self.config.model_name,
+            "data": self.config.data.name,
+            "valid": valid,
+            "test": self.evaluate("test"),
+        }
         if self.output is not None and self.info.is_main:
             path = self.output / "metrics.json"
             tmp = path.with_name(".metrics.json.tmp")
@@ -212,8 +250,9 @@ class Trainer:
             self.best_valid = dict(valid)
             self.bad_epochs = 0
             if self.output is None:
-                self._best_state = {k: v.detach().clone()
-                                    for k, v in self.model.state_dict().items()}
+                self._best_state = {
+                    k: v.detach().clone() for k, v in self.model.state_dict().items()
+                }
             else:
                 self.save(self._ckpt_path("best.pt"), valid=valid)
         else:
@@ -222,9 +261,11 @@ class Trainer:
             if patience is not None and self.bad_epochs >= patience:
                 self.stopped = True
                 if self.verbose:
-                    tqdm.write(f"early stop after epoch {self.epoch}: no better valid "
-                               f"{self.best['metric']} for {self.bad_epochs} evaluation(s)",
-                               file=sys.stderr)
+                    tqdm.write(
+                        f"early stop after epoch {self.epoch}: no better valid "
+                        f"{self.best['metric']} for {self.bad_epochs} evaluation(s)",
+                        file=sys.stderr,
+                    )
 
     def load_best_weights(self) -> None:
         """Put the best weights back into the model (from memory, or rank 0 reads ``best.pt``
@@ -243,12 +284,22 @@ class Trainer:
     def state(self, valid: dict[str, float] | None = None) -> dict[str, Any]:
         """Everything :meth:`resume` needs, as plain values (see ``checkpoint.py``)."""
         rng = dist_utils.gather_objects(ckpt.rng_state(self.data_generator))
-        return {"format": ckpt.FORMAT, "config": self.config.to_dict(),
-                "n_items": self.dataset.n_items, "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "step": self.step,
-                "best": dict(self.best), "best_valid": dict(self.best_valid),
-                "bad_epochs": self.bad_epochs, "stopped": self.stopped,
-                "valid": dict(valid or {}), "history": list(self.history), "rng": rng}
+        return {
+            "format": ckpt.FORMAT,
+            "config": self.config.to_dict(),
+            "n_items": self.dataset.n_items,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "best": dict(self.best),
+            "best_valid": dict(self.best_valid),
+            "bad_epochs": self.bad_epochs,
+            "stopped": self.stopped,
+            "valid": dict(valid or {}),
+            "history": list(self.history),
+            "rng": rng,
+        }
 
     def save(self, path: Path | None, valid: dict[str, float] | None = None) -> None:
         """Write a checkpoint atomically (rank 0; the RNG gather involves every rank)."""
@@ -266,8 +317,10 @@ class Trainer:
             raise ValueError("resume needs a checkpoint path or an output folder")
         state = ckpt.load_checkpoint(path)
         if state["n_items"] != self.dataset.n_items:
-            raise ValueError(f"{path} was trained with {state['n_items']} items, the dataset has "
-                             f"{self.dataset.n_items}")
+            raise ValueError(
+                f"{path} was trained with {state['n_items']} items, the dataset has "
+                f"{self.dataset.n_items}"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.step = state["epoch"], state["step"]
@@ -275,8 +328,9 @@ class Trainer:
         self.bad_epochs, self.stopped = state["bad_epochs"], state["stopped"]
         self.history = list(state["history"])
         rng = state["rng"]
-        ckpt.set_rng_state(rng[self.info.rank] if len(rng) == self.info.world_size else rng[0],
-                           self.data_generator)
+        ckpt.set_rng_state(
+            rng[self.info.rank] if len(rng) == self.info.world_size else rng[0], self.data_generator
+        )
 
     def _ckpt_path(self, name: str) -> Path | None:
         return None if self.output is None else self.output / name
@@ -297,14 +351,23 @@ class Trainer:
             metric = self.config.train.metric
             valid = record["valid"]
             shown = f", valid {metric} {valid[metric]:.4f}" if valid else ""
-            tqdm.write(f"epoch {record['epoch']}: loss {record['train_loss']:.4f}{shown} "
-                       f"(best {self.best['value']:.4f} @ {self.best['epoch']}), "
-                       f"{record['seconds']:.1f} s", file=sys.stderr)
+            tqdm.write(
+                f"epoch {record['epoch']}: loss {record['train_loss']:.4f}{shown} "
+                f"(best {self.best['value']:.4f} @ {self.best['epoch']}), "
+                f"{record['seconds']:.1f} s",
+                file=sys.stderr,
+            )
 
 
-def train(model: str = "tim4rec", data: str = "toy", config_file: str | Path | None = None,
-          overrides: list[str] | tuple[str, ...] = (), output: str | Path | None = None,
-          dataset=None, **trainer_kwargs) -> dict[str, Any]:
+def train(
+    model: str = "tim4rec",
+    data: str = "toy",
+    config_file: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    output: str | Path | None = None,
+    dataset=None,
+    **trainer_kwargs,
+) -> dict[str, Any]:
     """Load the config, train, test: the notebook-friendly one-liner.
 
     ``overrides`` are dotted ``"train.epochs=3"`` strings; ``trainer_kwargs`` go to

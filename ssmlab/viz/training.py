@@ -28,8 +28,10 @@ def _check_histories(histories: Mapping) -> None:
         raise ValueError("histories: expected a non-empty dict model -> list of epoch records")
     for name, records in histories.items():
         if not records or not all(isinstance(r, Mapping) and "epoch" in r for r in records):
-            raise ValueError(f"histories[{name!r}]: expected a non-empty list of dicts with "
-                             f"'epoch', 'train_loss' and 'valid' (Trainer.history)")
+            raise ValueError(
+                f"histories[{name!r}]: expected a non-empty list of dicts with "
+                f"'epoch', 'train_loss' and 'valid' (Trainer.history)"
+            )
 
 
 def curve(records: Sequence[Mapping], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -50,15 +52,24 @@ def curve(records: Sequence[Mapping], key: str) -> tuple[np.ndarray, np.ndarray]
 def _ceiling_lines(fig: go.Figure, ceilings: Mapping[str, float] | None, xs, **where) -> None:
     """Dashed horizontal lines drawn as scatter traces (so they get a legend entry)."""
     for i, (label, value) in enumerate((ceilings or {}).items()):
-        fig.add_trace(go.Scatter(x=[xs[0], xs[-1]], y=[round(float(value), 4)] * 2, mode="lines",
-                                 name=label, line=dict(color="#555", width=1,
-                                                       dash=CEILING_DASH.get(i, "dash"))),
-                      **where)
+        fig.add_trace(
+            go.Scatter(
+                x=[xs[0], xs[-1]],
+                y=[round(float(value), 4)] * 2,
+                mode="lines",
+                name=label,
+                line=dict(color="#555", width=1, dash=CEILING_DASH.get(i, "dash")),
+            ),
+            **where,
+        )
 
 
-def training_curves(histories: Mapping[str, Sequence[Mapping]], metric: str = "ndcg@10",
-                    ceilings: Mapping[str, float] | None = None,
-                    title: str = "Training curves") -> go.Figure:
+def training_curves(
+    histories: Mapping[str, Sequence[Mapping]],
+    metric: str = "ndcg@10",
+    ceilings: Mapping[str, float] | None = None,
+    title: str = "Training curves",
+) -> go.Figure:
     """Two panels: training loss per epoch, and the valid ``metric`` per epoch, one colour per
     model; ``ceilings`` (label -> value) become dashed lines on the metric panel.
 
@@ -67,16 +78,30 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]], metric: str = "n
     Shapes: histories: model -> (e,) epoch records (``Trainer.history``)
     """
     _check_histories(histories)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                        subplot_titles=("training loss (CE over all items)", f"valid {metric}"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.1,
+        subplot_titles=("training loss (CE over all items)", f"valid {metric}"),
+    )
     last = 1
     for i, (name, records) in enumerate(histories.items()):
         color = color_of(name, i)
         for col, key in ((1, "train_loss"), (2, metric)):
             ep, val = curve(records, key)
-            fig.add_trace(go.Scatter(x=ep, y=val, mode="lines+markers", name=name,
-                                     legendgroup=name, showlegend=col == 1,
-                                     line=dict(color=color)), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=ep,
+                    y=val,
+                    mode="lines+markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    line=dict(color=color),
+                ),
+                row=1,
+                col=col,
+            )
             last = max(last, int(ep.max()) if len(ep) else 1)
     _ceiling_lines(fig, ceilings, [1, last], row=1, col=2)
     fig = base_layout(fig, title, "epoch", "loss", height=400)
@@ -85,10 +110,12 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]], metric: str = "n
     return fig
 
 
-def metric_table(results: Mapping[str, Mapping[str, float]],
-                 metrics: Sequence[str] = ("hr@10", "ndcg@10", "mrr@10"),
-                 ceilings: Mapping[str, Mapping[str, float]] | None = None,
-                 decimals: int = 4) -> pd.DataFrame:
+def metric_table(
+    results: Mapping[str, Mapping[str, float]],
+    metrics: Sequence[str] = ("hr@10", "ndcg@10", "mrr@10"),
+    ceilings: Mapping[str, Mapping[str, float]] | None = None,
+    decimals: int = 4,
+) -> pd.DataFrame:
     """One row per model (and per ceiling, labelled), one column per metric, rounded.
 
     Shapes: results: model -> {metric: float}; ceilings: label -> {metric: float}
@@ -100,15 +127,20 @@ def metric_table(results: Mapping[str, Mapping[str, float]],
         missing = [m for m in metrics if m not in row]
         if missing:
             raise ValueError(f"results[{name!r}]: missing metrics {missing}; has {sorted(row)}")
-    table = pd.DataFrame({m: [float(rows[n][m]) for n in rows] for m in metrics},
-                         index=pd.Index(list(rows), name="model"))
+    table = pd.DataFrame(
+        {m: [float(rows[n][m]) for n in rows] for m in metrics},
+        index=pd.Index(list(rows), name="model"),
+    )
     return table.round(decimals)
 
 
-def metric_bars(results: Mapping[str, Mapping[str, float]], metric: str = "hr@10",
-                ceilings: Mapping[str, float] | None = None,
-                groups: Mapping[str, str] | None = None,
-                title: str | None = None) -> go.Figure:
+def metric_bars(
+    results: Mapping[str, Mapping[str, float]],
+    metric: str = "hr@10",
+    ceilings: Mapping[str, float] | None = None,
+    groups: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> go.Figure:
     """Test ``metric`` per model as bars (one trace per group, e.g. "time-aware" /
     "time-blind"), with ``ceilings`` as dashed lines.
 
@@ -127,8 +159,16 @@ def metric_bars(results: Mapping[str, Mapping[str, float]], metric: str = "hr@10
     for i, label in enumerate(labels):
         names = [n for n in results if groups[n] == label]
         values = [round(float(results[n][metric]), 4) for n in names]
-        fig.add_trace(go.Bar(x=names, y=values, name=label, text=[f"{v:.3f}" for v in values],
-                             textposition="outside", marker_color=color_of(label, i)))
+        fig.add_trace(
+            go.Bar(
+                x=names,
+                y=values,
+                name=label,
+                text=[f"{v:.3f}" for v in values],
+                textposition="outside",
+                marker_color=color_of(label, i),
+            )
+        )
     names = list(results)
     _ceiling_lines(fig, ceilings, [names[0], names[-1]])
     fig = base_layout(fig, title or f"Test {metric}", "model", metric)
@@ -136,10 +176,13 @@ def metric_bars(results: Mapping[str, Mapping[str, float]], metric: str = "hr@10
     return fig
 
 
-def ablation_bars(results: Mapping[str, Mapping[str, float]],
-                  pairs: Sequence[tuple[str, str]], metric: str = "hr@10",
-                  ceilings: Mapping[str, float] | None = None,
-                  title: str = "Ablation: the same model with and without time") -> go.Figure:
+def ablation_bars(
+    results: Mapping[str, Mapping[str, float]],
+    pairs: Sequence[tuple[str, str]],
+    metric: str = "hr@10",
+    ceilings: Mapping[str, float] | None = None,
+    title: str = "Ablation: the same model with and without time",
+) -> go.Figure:
     """Grouped bars: for each (with time, without time) pair of models, ``metric`` of both.
 
     Traces: "with time", "w/o time", then one per ceiling. x: "TiM4Rec vs SSD4Rec*"-style labels.
@@ -155,12 +198,18 @@ def ablation_bars(results: Mapping[str, Mapping[str, float]],
     fig = go.Figure()
     for j, label in enumerate(("with time", "w/o time")):
         values = [round(float(results[p[j]][metric]), 4) for p in pairs]
-        fig.add_trace(go.Bar(x=x, y=values, name=label, text=[f"{v:.3f}" for v in values],
-                             textposition="outside",
-                             marker_color="#2ca02c" if j == 0 else "#7f7f7f"))
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=values,
+                name=label,
+                text=[f"{v:.3f}" for v in values],
+                textposition="outside",
+                marker_color="#2ca02c" if j == 0 else "#7f7f7f",
+            )
+        )
     _ceiling_lines(fig, ceilings, [x[0], x[-1]])
-    fig = base_layout(fig, title, "pair (with time vs without)", f"test {metric}",
-                      barmode="group")
+    fig = base_layout(fig, title, "pair (with time vs without)", f"test {metric}", barmode="group")
     fig.update_yaxes(range=[0, 1.1])
     return fig
 
@@ -190,8 +239,13 @@ def top_items(scores, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     return ids, p[ids]
 
 
-def topk_bars(scores, k: int = 10, highlight: Sequence[int] = (), title: str = "Top items",
-              ymax: float | None = None) -> go.Figure:
+def topk_bars(
+    scores,
+    k: int = 10,
+    highlight: Sequence[int] = (),
+    title: str = "Top items",
+    ymax: float | None = None,
+) -> go.Figure:
     """Bar chart of the ``k`` most likely next items (softmax of ``scores``), best first; items in
     ``highlight`` (e.g. the toy rule's true candidates) are green, the others grey.
 
@@ -202,8 +256,14 @@ def topk_bars(scores, k: int = 10, highlight: Sequence[int] = (), title: str = "
     ids, probs = top_items(scores, k)
     good = {int(i) for i in highlight}
     colors = ["#2ca02c" if int(i) in good else "#9e9e9e" for i in ids]
-    fig = go.Figure(go.Bar(x=[f"item {i}" for i in ids], y=np.round(probs, 4),
-                           marker_color=colors, name="P(next item)"))
+    fig = go.Figure(
+        go.Bar(
+            x=[f"item {i}" for i in ids],
+            y=np.round(probs, 4),
+            marker_color=colors,
+            name="P(next item)",
+        )
+    )
     fig = base_layout(fig, title, f"top {k} items (green: a true candidate)", "P(next item)")
     fig.update_layout(template=TEMPLATE)
     if ymax is not None:
@@ -211,8 +271,13 @@ def topk_bars(scores, k: int = 10, highlight: Sequence[int] = (), title: str = "
     return fig
 
 
-def probability_vs_gap(gaps_seconds, scores, items: Sequence[int], marker: float | None = None,
-                       title: str = "P(item) against the query gap") -> go.Figure:
+def probability_vs_gap(
+    gaps_seconds,
+    scores,
+    items: Sequence[int],
+    marker: float | None = None,
+    title: str = "P(item) against the query gap",
+) -> go.Figure:
     """One line per item in ``items``: its probability (softmax over all items) as the query
     gap grows (log x axis), with a vertical line at ``marker`` seconds.
 
@@ -223,23 +288,43 @@ def probability_vs_gap(gaps_seconds, scores, items: Sequence[int], marker: float
     gaps = to_numpy(gaps_seconds, None, name="gaps_seconds")
     p = softmax(scores)
     if p.ndim != 2 or p.shape[0] != gaps.shape[0]:
-        raise ValueError(f"scores: expected (g, n_items + 1) with g = {gaps.shape[0]}, "
-                         f"got {p.shape}")
+        raise ValueError(
+            f"scores: expected (g, n_items + 1) with g = {gaps.shape[0]}, got {p.shape}"
+        )
     fig = go.Figure()
     for i, item in enumerate(items):
-        fig.add_trace(go.Scatter(x=gaps, y=np.round(p[:, int(item)], 4), mode="lines",
-                                 name=f"item {int(item)}", line=dict(color=color_of("", i))))
+        fig.add_trace(
+            go.Scatter(
+                x=gaps,
+                y=np.round(p[:, int(item)], 4),
+                mode="lines",
+                name=f"item {int(item)}",
+                line=dict(color=color_of("", i)),
+            )
+        )
     if marker is not None:
-        fig.add_trace(go.Scatter(x=[marker, marker], y=[0, round(float(p.max()), 4)],
-                                 mode="lines", name="query gap",
-                                 line=dict(color="#222", dash="dot", width=1)))
+        fig.add_trace(
+            go.Scatter(
+                x=[marker, marker],
+                y=[0, round(float(p.max()), 4)],
+                mode="lines",
+                name="query gap",
+                line=dict(color="#222", dash="dot", width=1),
+            )
+        )
     fig = base_layout(fig, title, "query gap t − t_last (seconds)", "P(item)")
     fig.update_xaxes(type="log")
     return fig
 
 
-GAP_TICKS = {60: "1 min", 3600: "1 h", 86400: "1 day", 604800: "1 week", 2592000: "30 days",
-             31536000: "1 year"}
+GAP_TICKS = {
+    60: "1 min",
+    3600: "1 h",
+    86400: "1 day",
+    604800: "1 week",
+    2592000: "30 days",
+    31536000: "1 year",
+}
 
 
 def gap_label(seconds: float) -> str:
@@ -251,5 +336,16 @@ def gap_label(seconds: float) -> str:
     return f"{s:.3g} s"
 
 
-__all__ = ["GAP_TICKS", "ablation_bars", "curve", "gap_label", "metric_bars", "metric_table",
-           "probability_vs_gap", "softmax", "top_items", "topk_bars", "training_curves"]
+__all__ = [
+    "GAP_TICKS",
+    "ablation_bars",
+    "curve",
+    "gap_label",
+    "metric_bars",
+    "metric_table",
+    "probability_vs_gap",
+    "softmax",
+    "top_items",
+    "topk_bars",
+    "training_curves",
+]

@@ -32,9 +32,14 @@ def gap_grid(lo: float = MINUTE, hi: float = 6 * MONTH, n: int = 49) -> np.ndarr
     return np.round(np.geomspace(lo, hi, n))
 
 
-def query_time_app(predict: Callable[[np.ndarray], object], gaps: Sequence[float] | None = None,
-                   gap: float = 3600.0, k: int = 10, highlight: Sequence[int] = (),
-                   title: str = "SS4Rec: the next item at time t") -> App:
+def query_time_app(
+    predict: Callable[[np.ndarray], object],
+    gaps: Sequence[float] | None = None,
+    gap: float = 3600.0,
+    k: int = 10,
+    highlight: Sequence[int] = (),
+    title: str = "SS4Rec: the next item at time t",
+) -> App:
     """Slider over the query gap t − t_last (log scale) -> top-k next items and P(item) vs gap.
 
     ``predict(gaps)`` returns scores (g, n_items + 1) for the same history queried at each gap
@@ -49,8 +54,10 @@ def query_time_app(predict: Callable[[np.ndarray], object], gaps: Sequence[float
         raise ValueError(f"gaps: expected >= 2 increasing positive seconds, got {grid.tolist()}")
     scores = training.to_numpy(predict(grid), None, name="predict(gaps)")
     if scores.ndim != 2 or scores.shape[0] != len(grid):
-        raise ValueError(f"predict(gaps): expected scores (g, n_items + 1) with g = {len(grid)}, "
-                         f"got shape {scores.shape}")
+        raise ValueError(
+            f"predict(gaps): expected scores (g, n_items + 1) with g = {len(grid)}, "
+            f"got shape {scores.shape}"
+        )
     probs = training.softmax(scores)
     ever_top = sorted({int(i) for row in scores for i in training.top_items(row, k)[0]})
     shown = sorted(ever_top, key=lambda i: -probs[:, i].max())[: 2 * k]
@@ -58,15 +65,20 @@ def query_time_app(predict: Callable[[np.ndarray], object], gaps: Sequence[float
     slider = widgets.SelectionSlider(
         options=[(training.gap_label(g), float(g)) for g in grid],
         value=float(grid[int(np.argmin(np.abs(np.log(grid / gap))))]),
-        description="query gap", continuous_update=True,
-        layout=widgets.Layout(width="520px"), style={"description_width": "90px"})
+        description="query gap",
+        continuous_update=True,
+        layout=widgets.Layout(width="520px"),
+        style={"description_width": "90px"},
+    )
 
     def redraw(gap):
         row = int(np.argmin(np.abs(grid - gap)))
-        bars = training.topk_bars(scores[row], k, highlight,
-                                  title=f"{title} (gap {training.gap_label(gap)})", ymax=ymax)
-        lines = training.probability_vs_gap(grid, scores, shown, marker=float(grid[row]),
-                                            title="P(item) against the query gap")
+        bars = training.topk_bars(
+            scores[row], k, highlight, title=f"{title} (gap {training.gap_label(gap)})", ymax=ymax
+        )
+        lines = training.probability_vs_gap(
+            grid, scores, shown, marker=float(grid[row]), title="P(item) against the query gap"
+        )
         return [bars, lines]
 
     app = App("query_time", {"gap": slider}, redraw)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ssmlab.layers.ssd import SequenceLinear
 from ssmlab.models import build_model
 from ssmlab.models.ss4rec import query_gaps
 from ssmlab.models.ssd4rec import pack
 from ssmlab.models.ssd4rec_star import SSD4RecStarConfig
+from ssmlab.models.tim4rec import official_time_gaps
+from ssmlab.ssm import time_deltas
 
 N_ITEMS = 30
 T0 = 1_600_000_000
@@ -18,6 +21,7 @@ SSD_SMALL = {"d_state": 8, "head_dim": 8, "chunk_size": 4, "backend": "torch"}
 CASES = {
     "mamba4rec": ("mamba4rec", {"n_layers": 2, "d_state": 4, "backend": "torch"}),
     "tim4rec": ("tim4rec", dict(SSD_SMALL)),
+    "tim4rec_official": ("tim4rec", dict(SSD_SMALL, time_gap_padding="official")),
     "tim4rec_causal": ("tim4rec", dict(SSD_SMALL, time_mlp="causal")),
     "tim4rec_causal_p2p": ("tim4rec", dict(SSD_SMALL, time_mlp="causal", p2p_residual=True)),
     "ssd4rec_star": ("ssd4rec_star", dict(SSD_SMALL)),
@@ -147,6 +151,77 @@ def test_padding_invariance(case):
     torch.testing.assert_close(p1, p2)
 
 
+def _audit_row():
+    """An 8-item Beauty-like row: gaps in days [0, 0, 30, 1, 0, 200, 5, 0], t_last = 1.35e9."""
+    days = torch.tensor([0, 0, 30, 1, 0, 200, 5, 0])
+    after = torch.cat([days[1:].flip(0).cumsum(0).flip(0), torch.zeros(1, dtype=torch.long)])
+    return torch.arange(1, 9)[None], (1_350_000_000 - 86400 * after)[None]  # (1 8) each
+
+
+def test_tim4rec_official_gaps_differ_only_from_the_first_pad():
+    """The authors' gaps (tim4rec.py:100-105 on RecBole's zero-padded list) equal ours at real
+    positions; the first pad holds 0 - t_last, later pads 0, as ours."""
+    items, times = _audit_row()
+    official = official_time_gaps(items, times, width=50)  # (1 50)
+    clamped = F.pad(time_deltas(times), (0, 42))  # (1 50)
+    assert official.dtype == torch.float32 and official.shape == (1, 50)
+    torch.testing.assert_close(official[:, :8], clamped[:, :8].float(), rtol=0, atol=0)
+    assert official[0, 8] == -1_350_000_000 and clamped[0, 8] == 0
+    assert torch.all(official[:, 9:] == 0) and torch.all(clamped[:, 9:] == 0)
+    full = official_time_gaps(items, times, width=8)  # a full row: no pad, no spike
+    torch.testing.assert_close(full, time_deltas(times).float(), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="width"):
+        official_time_gaps(items, times, width=7)
+
+
+def test_tim4rec_official_gap_spike_moves_every_real_position_through_the_layernorm():
+    """LayerNorm over max_len = 50 positions (eval: no dropout): the spike at the first pad makes
+    the real positions nearly constant (~0.141); ours keeps the gaps' contrast. The values are
+    those of the official-code audit (numpy check of the authors' formula)."""
+    items, times = _audit_row()
+    feats = {}
+    for padding in ("official", "clamped"):
+        model = make_model("tim4rec", max_len=50, time_gap_padding=padding).eval()
+        feats[padding] = model.time_features(items, times)[0, 0]  # (50), head 0
+    official, clamped = feats["official"], feats["clamped"]
+    expect_official = [0.141, 0.141, 0.154, 0.141, 0.141, 0.232, 0.143, 0.141]
+    expect_clamped = [-0.167, -0.167, 0.896, -0.132, -0.167, 6.92, 0.01, -0.167]
+    print("official", official[:9].tolist(), "clamped", clamped[:9].tolist())
+    torch.testing.assert_close(
+        official[:8], torch.tensor(expect_official).double(), atol=6e-4, rtol=0
+    )
+    torch.testing.assert_close(
+        clamped[:8], torch.tensor(expect_clamped).double(), atol=6e-3, rtol=0
+    )
+    assert abs(official[8].item() + 7.0) < 0.01  # the spike, the sequence-end marker
+    assert (official[:8] - clamped[:8]).abs().min() > 0.1  # every real position moves
+
+
+def test_tim4rec_official_gaps_agree_with_clamped_where_no_pad_is_seen():
+    """Full rows (no padding) and the causal form (prefix statistics) never see the first pad:
+    there the two options give the same outputs at real positions."""
+    items, times = full_sequences(b=2, l=12)
+    for case_fields, lens in (({}, [12, 12]), ({"time_mlp": "causal"}, [12, 7])):
+        models = [
+            boost_time_path(make_model("tim4rec", time_gap_padding=p, **case_fields)).eval()
+            for p in ("clamped", "official")
+        ]
+        models[1].load_state_dict(models[0].state_dict())
+        batch = make_batch(items, times, lens, width=12)
+        real = torch.arange(12) < torch.tensor(lens)[:, None]
+        h_clamped, h_official = (m.encode(batch)[real] for m in models)
+        torch.testing.assert_close(h_official, h_clamped)
+    rows = make_batch(items, times, [12, 7], width=12)  # positional, padded row: they differ
+    models = [
+        boost_time_path(make_model("tim4rec", time_gap_padding=p)).eval()
+        for p in ("clamped", "official")
+    ]
+    models[1].load_state_dict(models[0].state_dict())
+    diff = (models[0].encode(rows)[1, :7] - models[1].encode(rows)[1, :7]).abs().max().item()
+    print("positional, padded row: max diff at real positions", diff)
+    assert diff > 1e-10  # float64 round-off is ~1e-16
+
+
 def test_ssd4rec_packed_equals_padded():
     model = make_model("ssd4rec").eval()
     items, times = full_sequences(b=3, l=9)
@@ -208,6 +283,8 @@ def test_config_validation_and_input_errors():
         SSD4RecStarConfig(use_time=True)
     with pytest.raises(ValueError, match="time_mlp"):
         make_model("tim4rec", time_mlp="dense")
+    with pytest.raises(ValueError, match="time_gap_padding"):
+        make_model("tim4rec", time_gap_padding="zero")
     with pytest.raises(ValueError, match="head_dim"):
         make_model("ssd4rec", head_dim=5)
     with pytest.raises(ValueError, match="time_scale"):

@@ -3,7 +3,8 @@
 Authors' code: https://github.com/AlwaysFHao/TiM4Rec (``tim4rec.py``, ``ssd.py``, RecBole).
 This version: the same layers, hyperparameters and initialization in plain torch (SSD through
 ``ssmlab.ssm.ssd``: mamba-ssm's kernel on CUDA when installed, the chunked torch path
-elsewhere); gaps at padding are 0 (see the Note); and a causal variant of the time path
+elsewhere); gaps at padding are 0 by default, the authors' padding gaps as an option
+(``time_gap_padding``, see the Note); and a causal variant of the time path
 (``time_mlp="causal"``) so the model can also train with the all-positions objective.
 """
 
@@ -23,6 +24,7 @@ from ssmlab.ssm.discretize import time_gap_to_dt
 from ssmlab.ssm.ssd import time_deltas
 
 ACTS = ("hardswish", "silu", "gelu", "relu")
+TIME_GAP_PADDINGS = ("clamped", "official")
 
 
 @dataclass
@@ -37,6 +39,7 @@ class TiM4RecConfig(ModelConfig):
     time_dropout: float = 0.2  # dropout inside the time MLP and gate (authors' time_drop_out)
     norm_eps: float = 1e-12  # LayerNorm / RMSNorm epsilon (1e-12 ML-1M, 1e-5 Beauty)
     time_mlp: str = "positional"  # "positional" (authors', Linear(L, L)) or "causal" (masked)
+    time_gap_padding: str = "clamped"  # gaps at padding: "clamped" (0) or "official" (0 - t_last)
     p2p_residual: bool = False  # gate of the time residual: per position (True) or per sequence
     conv_act: str = "hardswish"  # sigma of Eq. 15/17 (the code's nn.Conv1d path uses Hardswish)
     ffn_act: str = "hardswish"  # FFN activation in the authors' code
@@ -58,6 +61,11 @@ class TiM4RecConfig(ModelConfig):
             raise ValueError(f"{name}: time_dropout must be in [0, 1), got {self.time_dropout}")
         if self.time_mlp not in TIME_MLPS:
             raise ValueError(f"{name}: time_mlp must be one of {TIME_MLPS}, got {self.time_mlp!r}")
+        if self.time_gap_padding not in TIME_GAP_PADDINGS:
+            raise ValueError(
+                f"{name}: time_gap_padding must be one of {TIME_GAP_PADDINGS}, "
+                f"got {self.time_gap_padding!r}"
+            )
         for field in ("conv_act", "ffn_act"):
             if getattr(self, field) not in ACTS:
                 raise ValueError(
@@ -65,6 +73,25 @@ class TiM4RecConfig(ModelConfig):
                 )
         if self.norm_eps <= 0:
             raise ValueError(f"{name}: norm_eps must be > 0, got {self.norm_eps}")
+
+
+def official_time_gaps(item_seq: torch.Tensor, time_seq: torch.Tensor, width: int) -> torch.Tensor:
+    """Gaps 𝒟 as the authors compute them [TiM4Rec Eq. (9)], padding included.
+
+    The authors' ``calculate_time_diff`` (TiM4Rec ``tim4rec.py:100-105``) differences RecBole's
+    timestamp list, which is zero-padded on the right to max_len and held in float32 (RecBole
+    ``sequential_dataset.py:141-149``): 𝒟_0 = 0, 𝒟_i = t_i - t_{i-1} at real positions, the first
+    padding position holds 0 - t_last (about -1.3e9 s) and later ones 0. No clamping.
+
+    Shapes:
+        item_seq, time_seq: (b, l) right-padded, l <= width
+        returns: (b, width) float32
+    """
+    pad = width - item_seq.shape[1]
+    if pad < 0:
+        raise ValueError(f"sequence length {item_seq.shape[1]} exceeds width {width}")
+    t = F.pad(time_seq.masked_fill(item_seq == 0, 0), (0, pad)).float()  # (b w), RecBole's list
+    return F.pad(t[:, 1:] - t[:, :-1], (1, 0))  # (b w), 0 at position 0
 
 
 class TiSSDLayer(nn.Module):
@@ -133,8 +160,11 @@ class TiM4Rec(SequentialRecommender):
 
     Note: the authors take gaps from RecBole's right-padded timestamp list, so the first padding
     position holds 0 - t_last (a huge negative gap) that dominates the LayerNorm over
-    positions; here gaps are clamped at 0 and zeroed at padding (``time_deltas``), which also
-    makes the outputs at real positions independent of the amount of padding. Sequences are
+    positions (``time_gap_padding="official"``, :func:`official_time_gaps`); by default
+    (``"clamped"``) gaps are clamped at 0 and zeroed at padding (``time_deltas``), so the
+    normalized time feature at real positions does not carry the sequence end. With
+    ``time_mlp="causal"`` the two agree at real positions (prefix statistics never reach the
+    first padding position). Sequences are
     padded internally to max_len for the positional maps (longer ones are rejected). As in
     the code, a one-layer model has no residual around the SSD block, the FFN uses Hardswish,
     and the paper's learning rate of 0.01 is 0.001 in the released configs.
@@ -162,7 +192,8 @@ class TiM4Rec(SequentialRecommender):
     def time_features(self, item_seq: torch.Tensor, time_seq: torch.Tensor) -> torch.Tensor:
         """𝒟 = LN(Dropout(gaps)) per head: [TiM4Rec Eq. (9)] then dropout and LayerNorm.
 
-        Gaps are in seconds, 0 at position 0 and at padding. The positional form pads to max_len
+        Gaps are in seconds, 0 at position 0; at padding 0 (``time_gap_padding="clamped"``) or
+        the authors' 0 - t_last then 0 (``"official"``). The positional form pads to max_len
         and normalizes over all L positions; the causal form uses prefix statistics.
 
         Shapes:
@@ -176,10 +207,17 @@ class TiM4Rec(SequentialRecommender):
                 f"time_seq must have the shape of item_seq {tuple(item_seq.shape)}, "
                 f"got {tuple(time_seq.shape)}"
             )
-        gap = time_deltas(time_seq).masked_fill(item_seq == 0, 0)  # (b l)
-        feat = self.time_dropout(time_gap_to_dt(gap, "raw", dtype=self.item_embedding.weight.dtype))
-        if self.config.time_mlp == "positional":
-            feat = F.pad(feat, (0, self.config.max_len - feat.shape[1]))  # (b L)
+        dtype = self.item_embedding.weight.dtype
+        positional = self.config.time_mlp == "positional"
+        if self.config.time_gap_padding == "official":  # negative at the first pad: not a dt
+            width = self.config.max_len if positional else item_seq.shape[1]
+            gap = official_time_gaps(item_seq, time_seq, width).to(dtype)  # (b lt)
+            feat = self.time_dropout(gap)
+        else:
+            gap = time_deltas(time_seq).masked_fill(item_seq == 0, 0)  # (b l)
+            feat = self.time_dropout(time_gap_to_dt(gap, "raw", dtype=dtype))
+            if positional:
+                feat = F.pad(feat, (0, self.config.max_len - feat.shape[1]))  # (b L)
         feat = self.time_norm(feat)  # (b lt)
         return feat[:, None, :].expand(-1, self.n_heads, -1)  # (b h lt)
 

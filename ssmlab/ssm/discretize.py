@@ -62,8 +62,8 @@ def discretize(
     Implements [TiM4Rec Eq. (2)] (``zoh``: A_bar = exp(dt A),
     B_bar = (dt A)^{-1}(exp(dt A) - I) dt B) and the approximation of [TiM4Rec Eq. (13)] used by
     Mamba and SSD (``mamba``: A_bar = exp(dt A), B_bar = dt B). Also ``bilinear``
-    (A_bar = (1 + dt A/2) / (1 - dt A/2), B_bar = dt B / (1 - dt A/2), the S4 / S5 default) and
-    forward ``euler`` (A_bar = 1 + dt A, B_bar = dt B).
+    (A_bar = (1 + dt A/2) / (1 - dt A/2), B_bar = dt B / (1 - dt A/2), S4's choice; S5's official
+    code defaults to zoh) and forward ``euler`` (A_bar = 1 + dt A, B_bar = dt B).
 
     Broadcasting convention: ``A`` and ``dt`` broadcast to the shape of ``z = dt * A``; A_bar has
     that shape and B_bar = coef(dt, A) * B, where coef has that shape too and ``B`` must broadcast

@@ -18,18 +18,21 @@ N_ITEMS, D, MAX_LEN = 30, 16, 12
 SMALL = {
     "sasrec": {"n_heads": 2, "inner_size": 32},
     "tisasrec": {"n_heads": 2, "inner_size": 32, "time_span": 16},
+    "tisasrec_baseline": {"n_heads": 2, "inner_size": 32, "time_span": 16, "variant": "baseline"},
     "gru4rec": {"hidden_size": 24},
     "bert4rec": {"n_heads": 2, "inner_size": 32},
     "caser": {"n_h": 2, "n_v": 2, "window": 6},
     "lrurec": {"inner_size": 32},
 }
-NAMES = list(SMALL)
-CAUSAL = ["sasrec", "tisasrec", "gru4rec", "lrurec"]
+NAMES = list(SMALL)  # test cases: a model name, or model_variant (VARIANT_OF)
+VARIANT_OF = {"tisasrec_baseline": "tisasrec"}
+MODELS = [name for name in NAMES if name not in VARIANT_OF]
+CAUSAL = ["sasrec", "tisasrec", "tisasrec_baseline", "gru4rec", "lrurec"]
 
 
 def make(name: str, **fields):
     return build_model(
-        name,
+        VARIANT_OF.get(name, name),
         N_ITEMS,
         d_model=D,
         n_layers=2,
@@ -147,7 +150,7 @@ def test_loss_falls_on_successor_task(name):
     assert after < 0.8 * before
 
 
-@pytest.mark.parametrize("name", ["sasrec", "tisasrec", "gru4rec", "lrurec"])
+@pytest.mark.parametrize("name", CAUSAL)
 def test_all_positions_objective_falls(name):
     torch.manual_seed(0)
     model = make(name)
@@ -180,14 +183,20 @@ def test_lrurec_parallel_scan_matches_step_by_step_recurrence():
         layer(x, mask, scan="fft")
 
 
-def test_tisasrec_reference_path_and_time_awareness():
-    model = make("tisasrec").double().eval()
+@pytest.mark.parametrize("name", ["tisasrec", "tisasrec_baseline"])
+def test_tisasrec_reference_path_and_time_awareness(name):
+    model = make(name).double().eval()
     batch = make_batch()
     torch.testing.assert_close(model.encode(batch), model.encode(batch, reference=True))
     slower = dict(batch, time_seq=batch["time_seq"].clone())
     slower["time_seq"][0, 5:] += 30 * 86400  # one long gap: intervals change, items do not
     keys = ("item_seq", "item_seq_len", "time_seq")
-    assert not torch.allclose(model(*(slower[k] for k in keys)), model(*(batch[k] for k in keys)))
+    out = model(*(batch[k] for k in keys))
+    if name == "tisasrec":  # the baseline's min(|dt| s, 16) is 16 for any gap of an hour or more
+        assert not torch.allclose(model(*(slower[k] for k in keys)), out)
+    one_instant = dict(batch, time_seq=batch["time_seq"].clone())
+    one_instant["time_seq"][0] = batch["time_seq"][0, 0] * (batch["item_seq"][0] > 0)
+    assert not torch.allclose(model(*(one_instant[k] for k in keys)), out)  # all intervals 0
     with pytest.raises(ValueError, match="time_seq"):
         model.encode({"item_seq": batch["item_seq"], "item_seq_len": batch["item_seq_len"]})
 
@@ -249,7 +258,7 @@ def test_bad_configs_are_rejected(name, fields, match):
         make(name, **fields)
 
 
-@pytest.mark.parametrize("name", ["sasrec", "bert4rec", "tisasrec"])
+@pytest.mark.parametrize("name", ["sasrec", "bert4rec", "tisasrec", "tisasrec_baseline"])
 def test_history_longer_than_positions_is_rejected(name):
     batch = make_batch(seqlen=MAX_LEN + 2)
     with pytest.raises(ValueError, match="max_len"):
@@ -257,7 +266,7 @@ def test_history_longer_than_positions_is_rejected(name):
 
 
 @pytest.mark.parametrize("data", ["amazon-beauty", "ml-1m"])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_presets_load_and_document_every_key(name, data):
     path = preset_path(name, data)
     lines = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]

@@ -5,7 +5,9 @@ Reference code: RecBole 1.2 ``recbole/model/layers.py`` (MultiHeadAttention, Fee
 TransformerLayer; https://github.com/RUCAIBox/RecBole) for :class:`TransformerBlock`; the TiSASRec
 authors' code (https://github.com/JiachengLi1995/TiSASRec) and its PyTorch port
 (https://github.com/pmixer/TiSASRec.pytorch) for :class:`TimeIntervalAttention` and
-:class:`TiSASRecBlock`.
+:class:`TiSASRecBlock`; the TiM4Rec authors' TiSASRec baseline (https://github.com/AlwaysFHao/TiM4Rec
+``baseline/TiSASRec/{TiSASRec.py,TiTransformer.py}``) for :func:`clipped_interval_matrix` and
+:class:`IntervalTransformerBlock`.
 
 Masks are explicit boolean arguments (``True`` = may attend) built by the pure functions
 :func:`causal_mask`, :func:`attention_mask` and :func:`tisasrec_interval_matrix`, so notebook 04
@@ -229,23 +231,32 @@ def time_interval_attention_ref(
 
     Shapes:
         q, k, v: (b, h, l, p) projected and split into heads
-        pos_k, pos_v: (b or 1, h, l, p) absolute position embeddings of keys / values
+        pos_k, pos_v: (b or 1, h, l, p) absolute position embeddings of keys / values, or None
+            (no position term: the TiM4Rec baseline adds positions to the input instead)
         interval: (b, l, l) long, r_ij
         emb_k, emb_v: (r, h, p) interval embedding tables, r = time_span + 1
         mask: bool broadcastable to (b, h, l, l), True = may attend
         returns: out (b, h, l, p), weights (b, h, l, l)
     """
+    k, v = _add_positions(k, v, pos_k, pos_v)
     r_k = rearrange(emb_k[interval], "b i j h p -> b h i j p")  # (b h l l p)
     r_v = rearrange(emb_v[interval], "b i j h p -> b h i j p")
     scores = (
-        torch.einsum("bhip,bhjp->bhij", q, k + pos_k) + torch.einsum("bhip,bhijp->bhij", q, r_k)
+        torch.einsum("bhip,bhjp->bhij", q, k) + torch.einsum("bhip,bhijp->bhij", q, r_k)
     ) / math.sqrt(q.size(-1))
     weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1)
     dropped = F.dropout(weights, dropout_p, training)
-    out = torch.einsum("bhij,bhjp->bhip", dropped, v + pos_v) + torch.einsum(
+    out = torch.einsum("bhij,bhjp->bhip", dropped, v) + torch.einsum(
         "bhij,bhijp->bhip", dropped, r_v
     )  # (b h l p)
     return out, weights
+
+
+def _add_positions(k, v, pos_k, pos_v):
+    """k + P^K, v + P^V, or k, v unchanged when the positions are None (TiM4Rec baseline)."""
+    if (pos_k is None) != (pos_v is None):
+        raise ValueError("pos_k and pos_v must both be tensors or both be None")
+    return (k, v) if pos_k is None else (k + pos_k, v + pos_v)
 
 
 def time_interval_attention(
@@ -269,16 +280,17 @@ def time_interval_attention(
     Shapes: as :func:`time_interval_attention_ref`.
     """
     b, h, seqlen, _ = q.shape
+    k, v = _add_positions(k, v, pos_k, pos_v)
     index = interval[:, None].expand(b, h, seqlen, seqlen)  # (b h l l)
     q_emb = torch.einsum("bhip,rhp->bhir", q, emb_k)  # (b h l r)
-    scores = (torch.einsum("bhip,bhjp->bhij", q, k + pos_k) + q_emb.gather(-1, index)) / math.sqrt(
+    scores = (torch.einsum("bhip,bhjp->bhij", q, k) + q_emb.gather(-1, index)) / math.sqrt(
         q.size(-1)
     )
     weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1)
     dropped = F.dropout(weights, dropout_p, training)
     bins = dropped.new_zeros(b, h, seqlen, emb_v.size(0))  # (b h l r)
     bins = bins.scatter_add_(-1, index, dropped)  # bins[..., r] = sum of a_ij with r_ij = r
-    out = torch.einsum("bhij,bhjp->bhip", dropped, v + pos_v) + torch.einsum(
+    out = torch.einsum("bhij,bhjp->bhip", dropped, v) + torch.einsum(
         "bhir,rhp->bhip", bins, emb_v
     )  # (b h l p)
     return out, weights
@@ -369,3 +381,88 @@ class TiSASRecBlock(nn.Module):
         x = self.ffn_norm(x)
         x = x + self.ffn(x)
         return x * real[..., None]
+
+
+# ------------------------------------------------------------- TiSASRec as TiM4Rec's baseline
+def clipped_interval_matrix(time_seq: torch.Tensor, time_span: int) -> torch.Tensor:
+    """Intervals of the TiM4Rec authors' TiSASRec baseline: r_ij = min(|t_i - t_j|, k) in seconds.
+
+    As ``compute_time_matrix`` in TiM4Rec ``baseline/TiSASRec/TiSASRec.py:78-85``: no personal
+    scale r_min (unlike [TiSASRec]), timestamps taken as float32 (``time_stamp.float()``, also how
+    RecBole holds them) and the difference truncated to an integer. Padding is not special: a pad
+    has t = 0, so pairs of a real item and a pad get k (the model masks padding keys anyway). On
+    day-resolution data (Amazon) every r_ij is 0 (same day) or k.
+
+    Shapes:
+        time_seq: (b, l) int or float timestamps, right-padded with 0
+        returns: (b, l, l) long in [0, time_span]
+    """
+    if time_seq.dim() != 2:
+        raise ValueError(f"time_seq must have shape (b, l), got {tuple(time_seq.shape)}")
+    if time_span < 1:
+        raise ValueError(f"time_span must be >= 1, got {time_span}")
+    t = time_seq.float()  # (b l), as the authors' code
+    diff = (t[:, :, None] - t[:, None, :]).abs()  # (b l l)
+    return diff.clamp(max=time_span).long()  # truncation == their .int() for values >= 0
+
+
+class IntervalMultiHeadAttention(nn.Module):
+    """RecBole's multi-head attention with TiSASRec's interval keys and values added.
+
+    y = LayerNorm(x + Dropout(W_O z)), z_i = sum_j a_ij (v_j + E_V[r_ij]),
+    a_i = softmax_j(q_i · (k_j + E_K[r_ij]) / sqrt(p)) over allowed j: TiM4Rec
+    ``baseline/TiSASRec/TiTransformer.py:53-90``. No position terms in the keys (positions are
+    added to the input); the interval tables are shared by all layers (the model owns them).
+    """
+
+    def __init__(
+        self, d_model: int, n_heads: int, dropout: float, attn_dropout: float, eps: float = 1e-12
+    ):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.n_heads = n_heads
+        self.attn_dropout = attn_dropout
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model)
+        self.value = nn.Linear(d_model, d_model)
+        self.dense = nn.Linear(d_model, d_model)
+        self.out_dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(d_model, eps=eps)
+
+    def forward(self, x, mask, interval, emb_k, emb_v, reference: bool = False):
+        """Shapes: x (b, l, d); mask bool (b, 1, l, l); interval (b, l, l) long;
+        emb_k, emb_v (r, d) -> (b, l, d). ``reference=True``: the materialized form."""
+        q, k, v = (
+            rearrange(f(x), "b l (h p) -> b h l p", h=self.n_heads)
+            for f in (self.query, self.key, self.value)
+        )
+        emb_k, emb_v = (rearrange(e, "r (h p) -> r h p", h=self.n_heads) for e in (emb_k, emb_v))
+        attend = time_interval_attention_ref if reference else time_interval_attention
+        p_drop = self.attn_dropout if self.training else 0.0
+        ctx, _ = attend(q, k, v, None, None, interval, emb_k, emb_v, mask, p_drop, self.training)
+        ctx = rearrange(ctx, "b h l p -> b l (h p)")
+        return self.norm(x + self.out_dropout(self.dense(ctx)))
+
+
+class IntervalTransformerBlock(nn.Module):
+    """One layer of the TiM4Rec authors' TiSASRec baseline: RecBole's TransformerLayer with
+    :class:`IntervalMultiHeadAttention` in place of its attention (TiTransformer.py:140-166)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        inner_size: int,
+        dropout: float,
+        attn_dropout: float,
+        act: str = "gelu",
+        eps: float = 1e-12,
+    ):
+        super().__init__()
+        self.attention = IntervalMultiHeadAttention(d_model, n_heads, dropout, attn_dropout, eps)
+        self.ffn = PointwiseFeedForward(d_model, inner_size, dropout, act, eps)
+
+    def forward(self, x, mask, interval, emb_k, emb_v, reference: bool = False) -> torch.Tensor:
+        """Shapes: as :class:`IntervalMultiHeadAttention` -> (b, l, d)."""
+        return self.ffn(self.attention(x, mask, interval, emb_k, emb_v, reference=reference))

@@ -3,7 +3,11 @@
 Paper: [TiSASRec] Li, Wang & McAuley, "Time Interval Aware Self-Attention for Sequential
 Recommendation", WSDM 2020. Authors' code: https://github.com/JiachengLi1995/TiSASRec; PyTorch
 port (the one the TiM4Rec authors cite): https://github.com/pmixer/TiSASRec.pytorch. RecBole 1.2
-has no TiSASRec; we keep the authors' block and RecBole's right padding and CE loss.
+has no TiSASRec; ``variant="original"`` keeps the authors' block and RecBole's right padding and
+CE loss. ``variant="baseline"`` is the TiSASRec of TiM4Rec's Table 3, the TiM4Rec authors' own
+baseline (https://github.com/AlwaysFHao/TiM4Rec ``baseline/TiSASRec/TiSASRec.py``,
+``TiTransformer.py``): RecBole's SASRec plus interval keys and values, intervals
+min(|t_i - t_j| in seconds, k).
 
 Changes: see the class Note (loss, padding, causal interval scale, dropout on tables).
 """
@@ -16,10 +20,18 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ssmlab.layers.attention import TiSASRecBlock, attention_mask, tisasrec_interval_matrix
-from ssmlab.layers.ffn import ACTIVATIONS
+from ssmlab.layers.attention import (
+    IntervalTransformerBlock,
+    TiSASRecBlock,
+    attention_mask,
+    clipped_interval_matrix,
+    tisasrec_interval_matrix,
+)
+from ssmlab.layers.ffn import ACTIVATIONS, recbole_init
 from ssmlab.models.base import ModelConfig, SequentialRecommender
 from ssmlab.models.sasrec import check_item_seq
+
+VARIANTS = ("original", "baseline")
 
 
 @dataclass
@@ -32,9 +44,14 @@ class TiSASRecConfig(ModelConfig):
     hidden_act: str = "relu"  # FFN activation: "relu" (authors) or "gelu"
     time_span: int = 256  # k: intervals are clipped to 0..k
     layer_norm_eps: float = 1e-8  # LayerNorm epsilon (authors: 1e-8)
+    variant: str = "original"  # "original" (the TiSASRec paper) or "baseline" (TiM4Rec's Table 3)
 
     def __post_init__(self):
         super().__post_init__()
+        if self.variant not in VARIANTS:
+            raise ValueError(
+                f"TiSASRecConfig: variant must be one of {VARIANTS}, got {self.variant!r}"
+            )
         if self.n_heads <= 0 or self.d_model % self.n_heads:
             raise ValueError(
                 f"TiSASRecConfig: d_model ({self.d_model}) must be divisible by "
@@ -78,6 +95,15 @@ class TiSASRec(SequentialRecommender):
           by all pairs of a batch) rather than to each (b, l, l, d) entry, so the fast exact
           gather/scatter attention can be used. ``reference=True`` runs the materialized form.
         - Init: Xavier-normal on every matrix, as in the PyTorch port.
+
+    ``variant="baseline"`` (TiM4Rec's Table 3 row; TiM4Rec ``baseline/TiSASRec/TiSASRec.py:87-110``):
+    E_item + P (learned positions on the input), LayerNorm, dropout, then ``n_layers``
+    :class:`~ssmlab.layers.attention.IntervalTransformerBlock` (RecBole's post-LN layer with
+    E_K[r_ij] added to the keys and E_V[r_ij] to the values), no final LayerNorm, N(0, 0.02) init
+    (RecBole). r_ij = min(|t_i - t_j|, k) in seconds, no r_min
+    (:func:`~ssmlab.layers.attention.clipped_interval_matrix`). Differences from that code:
+    dropout on the interval tables rather than on each (b, l, l, d) lookup (as above), and the
+    padding row of the item table is 0 (RecBole's is random; padding keys are masked).
     """
 
     config_class = TiSASRecConfig
@@ -87,13 +113,19 @@ class TiSASRec(SequentialRecommender):
     def __init__(self, config: TiSASRecConfig, n_items: int):
         super().__init__(config, n_items)
         d = config.d_model
-        self.pos_k = nn.Embedding(config.max_len, d)  # P^K
-        self.pos_v = nn.Embedding(config.max_len, d)  # P^V
+        baseline = config.variant == "baseline"
+        if baseline:
+            self.position_embedding = nn.Embedding(config.max_len, d)  # P, added to the input
+            self.emb_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        else:
+            self.pos_k = nn.Embedding(config.max_len, d)  # P^K
+            self.pos_v = nn.Embedding(config.max_len, d)  # P^V
         self.interval_k = nn.Embedding(config.time_span + 1, d)  # E_K over r = 0..k
         self.interval_v = nn.Embedding(config.time_span + 1, d)  # E_V
         self.dropout = nn.Dropout(config.dropout)
+        block = IntervalTransformerBlock if baseline else TiSASRecBlock
         self.blocks = nn.ModuleList(
-            TiSASRecBlock(
+            block(
                 d,
                 config.n_heads,
                 config.inner_size,
@@ -104,15 +136,18 @@ class TiSASRec(SequentialRecommender):
             )
             for _ in range(config.n_layers)
         )
-        self.last_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
-        for param in self.parameters():
-            if param.dim() >= 2:
-                nn.init.xavier_normal_(param)
-        with torch.no_grad():
-            self.item_embedding.weight[0].zero_()
+        if baseline:
+            self.apply(recbole_init)  # N(0, 0.02) weights, zero biases (TiSASRec.py:66-76)
+        else:
+            self.last_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+            for param in self.parameters():
+                if param.dim() >= 2:
+                    nn.init.xavier_normal_(param)
+            with torch.no_grad():
+                self.item_embedding.weight[0].zero_()
 
     def encode(self, batch: dict[str, torch.Tensor], reference: bool = False) -> torch.Tensor:
-        """Hidden state after each position.
+        """Hidden state after each position (``reference=True``: materialized attention).
 
         Shapes: item_seq (b, l), item_seq_len (b,), time_seq (b, l) -> (b, l, d).
         """
@@ -122,18 +157,27 @@ class TiSASRec(SequentialRecommender):
         if time_seq is None or time_seq.shape != item_seq.shape:
             got = None if time_seq is None else tuple(time_seq.shape)
             raise ValueError(f"TiSASRec needs time_seq of shape {tuple(item_seq.shape)}, got {got}")
+        mask = attention_mask(item_seq, causal=True)  # (b 1 l l)
         b, seqlen = item_seq.shape
+        positions = torch.arange(seqlen, device=item_seq.device)
+        if self.config.variant == "baseline":
+            emb_k = self.dropout(self.interval_k.weight)  # (r d)
+            emb_v = self.dropout(self.interval_v.weight)
+            x = self.item_embedding(item_seq) + self.position_embedding(positions)  # (b l d)
+            x = self.dropout(self.emb_norm(x))
+            interval = clipped_interval_matrix(time_seq, self.config.time_span)  # (b l l)
+            for block in self.blocks:
+                x = block(x, mask, interval, emb_k, emb_v, reference=reference)
+            return x
         real = item_seq > 0  # (b l)
         x = self.item_embedding(item_seq) * math.sqrt(self.config.d_model)
         x = self.dropout(x) * real[..., None]  # (b l d)
-        positions = torch.arange(seqlen, device=item_seq.device)
         pos_k = self.dropout(self.pos_k(positions).expand(b, seqlen, -1))  # (b l d)
         pos_v = self.dropout(self.pos_v(positions).expand(b, seqlen, -1))
         interval = tisasrec_interval_matrix(time_seq, item_seq_len, self.config.time_span)
         # interval: (b l l) long, causal per-row scale
         emb_k = self.dropout(self.interval_k.weight)  # (r d)
         emb_v = self.dropout(self.interval_v.weight)
-        mask = attention_mask(item_seq, causal=True)  # (b 1 l l)
         for block in self.blocks:
             x = block(x, mask, real, pos_k, pos_v, interval, emb_k, emb_v, reference=reference)
         return self.last_norm(x)

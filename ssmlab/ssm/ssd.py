@@ -190,7 +190,10 @@ def ssd(
     Same map and arguments as ``ssd_recurrent`` / ``ssd_quadratic`` / ``ssd_chunked``, plus
     ``backend`` ("torch", "mamba_ssm" or None for ``ssmlab.ssm.backend()``). The mamba-ssm path
     calls ``mamba_chunk_scan_combined`` with ``seq_idx`` renumbered 0, 1, 2, ... per row (the
-    kernel expects that, and it then applies ``initial_states`` to the first sequence only).
+    kernel expects that, and it then applies ``initial_states`` to the first sequence only) and
+    casts its final state (the kernel may return float32) to ``x.dtype``. float64 inputs take the torch
+    path whatever the backend: the kernel computes in float32 (``tests/kernels``: it agrees with
+    the float64 path only to float32 round-off). Any length works on both paths.
 
     Shapes:
         x: (b, l, h, p)
@@ -203,7 +206,7 @@ def ssd(
         returns y: (b, l, h, p), and final states (b, h, p, n) if ``return_final_states``
     """
     choice = backends.resolve(backend, x, kernel="mamba_chunk_scan_combined")
-    if choice == "torch":
+    if choice == "torch" or x.dtype == torch.float64:
         return ssd_chunked(
             x,
             dt,
@@ -219,7 +222,7 @@ def ssd(
     prepare(x, dt, A, B, C, chunk_size, D, seq_idx, initial_states, check_only=True)
     kernel = backends.mamba_kernel("mamba_chunk_scan_combined")
     seg = None if seq_idx is None else segment_ids(seq_idx).to(torch.int32).contiguous()
-    return kernel(
+    out = kernel(
         x,
         dt,
         A,
@@ -231,6 +234,10 @@ def ssd(
         seq_idx=seg,
         return_final_states=return_final_states,
     )
+    if not return_final_states:
+        return out  # (b l h p)
+    y, final = out
+    return y, final.to(x.dtype)
 
 
 def ssd_bidirectional(x, dt, A, B, C, seq_idx=None, chunk_size=64, D=None, backend=None):

@@ -23,6 +23,7 @@ bools (``true``/``false``), ``None`` (``none``/``null``), tuples (``1,2`` or ``(
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -71,6 +72,8 @@ class DataConfig:
     def __post_init__(self):
         if not self.name:
             raise ConfigError("data.name must be a non-empty dataset name")
+        if self.name.startswith("csv:"):  # absolute: the run no longer depends on the cwd
+            self.name = "csv:" + os.path.abspath(os.path.expanduser(self.name[4:]))
         if self.max_len is not None and self.max_len <= 0:
             raise ConfigError(f"data.max_len must be > 0 or None, got {self.max_len}")
 
@@ -99,6 +102,8 @@ class TrainConfig:
     log_every: int = 20  # steps between progress-bar loss updates
     progress: bool = True  # tqdm bars (also off when stderr is not a terminal)
     find_unused_parameters: bool = False  # DDP option for models with branches unused by a loss
+    divergence_factor: float | None = 10.0  # stop when a step's loss exceeds this many times
+    # chance level, max(ln n_items, 1) (see Trainer._check_loss); None: stop on NaN/inf only
 
     def __post_init__(self):
         positive = {
@@ -118,7 +123,7 @@ class TrainConfig:
         for name, value in nonneg.items():
             if not value >= 0:
                 raise ConfigError(f"train.{name} must be >= 0, got {value}")
-        for name in ("patience", "steps_per_epoch", "grad_clip"):
+        for name in ("patience", "steps_per_epoch", "grad_clip", "divergence_factor"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"train.{name} must be > 0 or None, got {value}")

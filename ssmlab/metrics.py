@@ -12,9 +12,13 @@ masked unless ``exclude`` says so. From the rank:
 * NDCG@K = 1 / log2(rank + 1) if rank <= K else 0,
 * MRR@K = 1 / rank if rank <= K else 0,
 
-each averaged over rows. A NaN target score ranks last; NaN scores of other items never beat
-the target. :class:`RankingAccumulator` sums over batches so that a full evaluation holds one
-batch of scores at a time.
+each averaged over rows. A non-finite score (NaN, +inf or -inf) counts as the worst possible
+score: a non-finite target ranks below every other ranked item (ties count against it, so a row
+of NaN gives rank n_items and metrics 0), and a non-finite score of another item never beats a
+finite target. :class:`RankingAccumulator` sums over batches so that a full evaluation holds one
+batch of scores at a time; it refuses non-finite scores in columns ``1..n_items`` by default
+(:class:`NonFiniteScoresError`): a model that outputs them is broken, and an evaluation must say
+so rather than print a number.
 """
 
 from __future__ import annotations
@@ -22,6 +26,26 @@ from __future__ import annotations
 import torch
 
 METRICS = ("hr", "ndcg", "mrr")
+
+
+class NonFiniteScoresError(FloatingPointError):
+    """A model produced NaN or infinite scores for real items; the message says where."""
+
+
+def check_finite_scores(scores: torch.Tensor) -> None:
+    """Raise :class:`NonFiniteScoresError` unless every item score is finite.
+
+    Shapes:
+        scores: (b, n_items + 1), column 0 = padding (ignored: models set it to -inf)
+    """
+    bad = ~torch.isfinite(scores[:, 1:])  # (b n)
+    if bad.any():
+        row, col = (int(i) for i in bad.nonzero()[0])
+        raise NonFiniteScoresError(
+            f"the model's scores are not finite: {int(bad.sum())} of {bad.numel()} item scores "
+            f"are NaN or infinite (first: row {row}, item {col + 1} = "
+            f"{float(scores[row, col + 1])}); the weights or the forward pass are broken"
+        )
 
 
 def target_ranks(
@@ -52,11 +76,10 @@ def target_ranks(
     masked = _exclusion_mask(exclude, scores.shape, scores.device)  # (b n)
     masked[:, 0] = True
     masked[rows, target] = True  # the target is not one of the "others"
-    target_score = scores[rows, target]
-    target_score = torch.where(
-        torch.isnan(target_score), torch.full_like(target_score, float("-inf")), target_score
-    )
-    beats = (scores >= target_score[:, None]) & ~masked  # (b n); NaN >= x is False
+    worst = torch.tensor(float("-inf"), dtype=scores.dtype, device=scores.device)
+    scores = torch.where(torch.isfinite(scores), scores, worst)  # (b n); NaN, ±inf -> -inf
+    target_score = scores[rows, target]  # (b,)
+    beats = (scores >= target_score[:, None]) & ~masked  # (b n); ties count against the target
     return 1 + beats.sum(dim=1)
 
 
@@ -97,11 +120,14 @@ def full_ranking_metrics(
 ) -> dict[str, float]:
     """Mean HR@K, NDCG@K, MRR@K over rows, ranking every item (see the module docstring).
 
+    Non-finite scores are ranked as the worst possible, not refused (that is
+    :class:`RankingAccumulator`'s default).
+
     Shapes:
         scores: (b, n_items + 1), target: (b,), exclude: (b, k) ids or (b, n_items + 1) bool
         returns: {"hr@K", "ndcg@K", "mrr@K"} -> float, for each K in ks
     """
-    accumulator = RankingAccumulator(ks)
+    accumulator = RankingAccumulator(ks, require_finite=False)
     accumulator.update(scores, target, exclude)
     return accumulator.compute()
 
@@ -109,16 +135,21 @@ def full_ranking_metrics(
 class RankingAccumulator:
     """Sums per-row metrics over batches; ``compute()`` returns the means.
 
+    ``require_finite=True`` (the default, used by every evaluation in ``ssmlab.train``) raises
+    :class:`NonFiniteScoresError` on a batch with a non-finite item score instead of ranking
+    it last; ``False`` ranks it as :func:`target_ranks` does.
+
     >>> acc = RankingAccumulator(ks=(10, 20))
     >>> for batch in eval_batches:  # doctest: +SKIP
     ...     acc.update(model.full_sort_predict(batch), batch["target"])
     >>> acc.compute()  # doctest: +SKIP
     """
 
-    def __init__(self, ks=(10, 20, 50)):
+    def __init__(self, ks=(10, 20, 50), require_finite: bool = True):
         if not ks or any(int(k) < 1 for k in ks):
             raise ValueError(f"ks must be positive integers, got {ks!r}")
         self.ks = tuple(int(k) for k in ks)
+        self.require_finite = require_finite
         self.reset()
 
     def reset(self) -> None:
@@ -130,6 +161,8 @@ class RankingAccumulator:
         self, scores: torch.Tensor, target: torch.Tensor, exclude: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Add one batch; returns its ranks. Shapes: as :func:`target_ranks`."""
+        if self.require_finite:
+            check_finite_scores(scores)
         ranks = target_ranks(scores, target, exclude)
         for name, values in rank_metrics(ranks, self.ks).items():
             self.sums[name] += float(values.sum())

@@ -12,19 +12,17 @@ from ssmlab.metrics import RankingAccumulator, full_ranking_metrics, target_rank
 
 def brute_force_rank(scores: torch.Tensor, target: torch.Tensor, exclude_mask=None):
     """Rank by sorting: items ordered by score (descending), the target placed after every
-    item with the same score; padding, excluded and NaN items left out (NaN target = last)."""
+    item with the same score; padding and excluded items left out; a non-finite score (NaN,
+    ±inf) is the worst possible, -inf."""
     ranks = []
     for row in range(scores.size(0)):
         t = int(target[row])
-        ts = float(scores[row, t])
-        ts = -math.inf if math.isnan(ts) else ts
         keys = []
         for j in range(1, scores.size(1)):
             if j != t and exclude_mask is not None and bool(exclude_mask[row, j]):
                 continue
-            s = float(scores[row, j]) if j != t else ts
-            if math.isnan(s):
-                continue
+            s = float(scores[row, j])
+            s = s if math.isfinite(s) else -math.inf
             keys.append((-s, 1 if j == t else 0, j))  # ties: the target sorts after others
         keys.sort()
         ranks.append(1 + [k[2] for k in keys].index(t))
@@ -67,8 +65,12 @@ def test_matches_brute_force_with_ties_nan_and_exclusions(use_exclude):
     b, n = 24, 30
     scores = torch.randint(0, 6, (b, n + 1), generator=gen).to(torch.float64)  # many ties
     scores[3, 5] = float("nan")
+    scores[4, 2:9] = float("nan")
+    scores[5, 1] = float("inf")
     target = torch.randint(1, n + 1, (b,), generator=gen)
     scores[7, target[7]] = float("nan")  # NaN target ranks last
+    scores[4, target[4]] = float("nan")  # ... also below other NaN scores (a tie)
+    scores[6, target[6]] = float("inf")  # +inf is not finite either: worst
     exclude = mask = None
     if use_exclude:
         exclude = torch.randint(0, n + 1, (b, 6), generator=gen)

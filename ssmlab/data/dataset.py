@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -41,6 +42,7 @@ class Dataset:
         per_user = np.bincount(self.inter["user"].to_numpy(), minlength=self.n_users + 1)[1:]
         self.offsets = np.concatenate([[0], np.cumsum(per_user)])
         self._split: Split | None = None
+        self._fingerprint: str | None = None
 
     def sequences(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(offsets (u + 1,), items (n,), timestamps (n,)): user u's sequence is
@@ -57,6 +59,19 @@ class Dataset:
         offsets, _, times = self.sequences()
         return time_scale(times, offsets)
 
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the processed data: the (user, item, timestamp) rows in order and the
+        original ids behind ``1..n``. Equal fingerprints = the same sequences, the same ids."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            for column in ("user", "item", "timestamp"):
+                digest.update(np.ascontiguousarray(self.inter[column].to_numpy(np.int64)).data)
+            for ids in (self.user_ids, self.item_ids):
+                digest.update("\x00".join(str(i) for i in ids).encode() + b"\x01")
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
     def stats(self) -> dict:
         """users, items, interactions, avg_len, min_len, max_len, sparsity, time_scale, raw."""
         lengths = np.diff(self.offsets)
@@ -69,13 +84,18 @@ class Dataset:
             "avg_len": n / max(self.n_users, 1),
             "min_len": int(lengths.min()),
             "max_len": int(lengths.max()),
-            "sparsity": 1 - n / max(self.n_users * self.n_items, 1),
+            "sparsity": 1 - self._distinct_pairs() / max(self.n_users * self.n_items, 1),
             "time_scale": self.time_scale,
             "raw": dict(self.raw_stats),
         }
         if self.toy is not None:
             stats["ceiling"] = toy_ceiling(10, self.toy.n_buckets, self.toy.group_size)
         return stats
+
+    def _distinct_pairs(self) -> int:
+        """Number of distinct (user, item) pairs: duplicate rows fill no extra matrix cell."""
+        user, item = self.inter["user"].to_numpy(np.int64), self.inter["item"].to_numpy(np.int64)
+        return len(np.unique(user * (self.n_items + 1) + item))
 
     def split(self) -> Split:
         """The leave-one-out split (built once, then reused)."""

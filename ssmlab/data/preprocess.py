@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ssmlab.data.sources import DataFormatError
+
 CACHE_VERSION = 1
 
 
@@ -91,7 +93,7 @@ def preprocess(raw: pd.DataFrame, min_user_inter: int = 5, min_item_inter: int =
     item_codes, _ = pd.factorize(raw["item"], sort=False)
     keep = kcore_mask(user_codes, item_codes, min_user_inter, min_item_inter)
     if not keep.any():
-        raise ValueError(
+        raise DataFormatError(
             f"no interaction is left after {min_user_inter}-core (users) / "
             f"{min_item_inter}-core (items) filtering of {raw_stats}"
         )

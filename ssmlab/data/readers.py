@@ -6,16 +6,19 @@ Nothing is de-duplicated: duplicate rows are kept (RecBole keeps them too) and t
 decides their order among equal timestamps later.
 
 Bad input raises :class:`~ssmlab.data.sources.DataFormatError` whose message names the file
-and the 1-based line number: malformed or truncated lines, empty files, missing columns,
-non-numeric, non-finite or negative timestamps.
+and, when known, the 1-based line number: malformed or truncated lines, empty files, missing
+columns, empty or NaN/null ids (:data:`MISSING`), bytes that are not UTF-8, corrupt or
+truncated gzip data, timestamps that are non-numeric, non-finite, negative or beyond int64.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import gzip
 import io
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +29,63 @@ from ssmlab.data.sources import DataFormatError
 Source = Path | bytes  # a file on disk, or the bytes of an archive member
 COLUMNS = ("user", "item", "timestamp")
 TIME_UNITS = {"s": 1, "ms": 1000}
+# Id cells read as missing: empty, and the NaN/null spellings of spreadsheet and pandas exports
+# (never a real user or item id). Other cells: only empty.
+MISSING = ("", "nan", "NaN", "NAN", "-nan", "-NaN", "null", "NULL", "None", "N/A", "n/a", "#N/A")
+INT64_MAX = np.iinfo(np.int64).max
+GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 
 
 def _stream(source: Source):
     return io.BytesIO(source) if isinstance(source, bytes) else source
+
+
+def _raw_bytes(source: Source, display: str) -> bytes:
+    """The (gunzipped) bytes of a source; corrupt or truncated gzip -> DataFormatError."""
+    raw = source if isinstance(source, bytes) else Path(source).read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except GZIP_ERRORS as err:
+            raise DataFormatError(f"{display}: corrupt or truncated gzip data ({err})") from None
+    return raw
+
+
+def _text(raw: bytes, display: str) -> str:
+    """``raw`` decoded as UTF-8; other bytes -> DataFormatError naming the line."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataFormatError(_not_utf8(raw, err, display)) from None
+
+
+def _not_utf8(raw: bytes, err: UnicodeDecodeError, display: str) -> str:
+    line = raw.count(b"\n", 0, err.start) + 1
+    byte = raw[err.start : err.start + 1].hex()
+    return (
+        f"{display}: line {line}: byte 0x{byte} is not UTF-8 text; save the file as UTF-8 "
+        "(e.g. `iconv -f latin1 -t utf-8`)"
+    )
+
+
+@contextlib.contextmanager
+def _parsing(source: Source, display: str, empty: str):
+    """Turn what pandas raises on a bad file into DataFormatError (``empty``: that message)."""
+    try:
+        yield
+    except pd.errors.EmptyDataError:
+        raise DataFormatError(f"{display} is empty: {empty}") from None
+    except pd.errors.ParserError as err:  # pandas names the line: "Expected 4 fields in line 7"
+        raise DataFormatError(f"{display}: malformed line: {err}") from None
+    except GZIP_ERRORS as err:
+        raise DataFormatError(f"{display}: corrupt or truncated gzip data ({err})") from None
+    except UnicodeDecodeError as err:
+        raw = _raw_bytes(source, display)
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as located:
+            raise DataFormatError(_not_utf8(raw, located, display)) from None
+        raise DataFormatError(f"{display}: not UTF-8 text ({err})") from None
 
 
 def read_table(
@@ -53,20 +109,18 @@ def read_table(
     if len(columns) != 3:
         raise ValueError(f"columns must name (user, item, time), got {columns!r}")
     wanted = list(columns) + list(extra)
-    try:
-        if header:
+    found = list(names or [])
+    if header:
+        with _parsing(source, display, "no header and no interactions"):
             found = list(pd.read_csv(_stream(source), sep=sep, nrows=0).columns)
-        else:
-            found = list(names or [])
-    except pd.errors.EmptyDataError:
-        raise DataFormatError(f"{display} is empty: no header and no interactions") from None
     missing = [c for c in wanted if c not in found]
     if missing:
         raise DataFormatError(
             f"{display}: missing column(s) {missing}; columns found: {found}. "
             "Name the right ones with columns=(user, item, time)."
         )
-    try:  # no usecols: with it pandas silently ignores extra fields on a line
+    with _parsing(source, display, "no interactions"):
+        # no usecols: with it pandas silently ignores extra fields on a line
         frame = pd.read_csv(
             _stream(source),
             sep=sep,
@@ -74,13 +128,9 @@ def read_table(
             names=None if header else names,
             skip_blank_lines=False,
             keep_default_na=False,
-            na_values=[""],
+            na_values={**dict.fromkeys(wanted, ("",)), **dict.fromkeys(columns[:2], MISSING)},
             low_memory=False,
         )
-    except pd.errors.EmptyDataError:
-        raise DataFormatError(f"{display} is empty: no interactions") from None
-    except pd.errors.ParserError as err:  # pandas names the line: "Expected 4 fields in line 7"
-        raise DataFormatError(f"{display}: malformed line: {err}") from None
     first_line = 2 if header else 1
     if not isinstance(frame.index, pd.RangeIndex):  # pandas took a surplus field as the index
         raise DataFormatError(f"{display}: line {first_line}: more fields than columns {found}")
@@ -91,7 +141,7 @@ def read_table(
         row = int(np.argmax(bad))
         raise DataFormatError(
             f"{display}: line {row + first_line}: malformed or truncated line "
-            f"(missing field among {wanted})"
+            f"(a field among {wanted} is missing, empty or NaN/null)"
         )
     return _finish(frame, columns, display, first_line, TIME_UNITS[time_unit], extra)
 
@@ -107,9 +157,11 @@ def _finish(
     """Validate the time column and return user/item/timestamp (+ extra) in file order."""
     raw_time = frame[columns[2]]
     if pd.api.types.is_integer_dtype(raw_time.dtype):
-        seconds = raw_time.to_numpy(np.int64)
-    else:
-        numeric = pd.to_numeric(raw_time, errors="coerce").to_numpy(np.float64)
+        numeric = raw_time.to_numpy()  # int64 or uint64: compared exactly below
+    elif pd.api.types.is_float_dtype(raw_time.dtype):
+        numeric = raw_time.to_numpy(np.float64)
+    else:  # text or JSON values: each parsed on its own (a bool or a list is not a time)
+        numeric = np.array([_number(v) for v in raw_time.to_numpy(dtype=object)], np.float64)
         bad = ~np.isfinite(numeric)
         if bad.any():
             row = int(np.argmax(bad))
@@ -117,18 +169,22 @@ def _finish(
                 f"{display}: line {row + first_line}: timestamp "
                 f"{raw_time.iloc[row]!r} is not a finite number"
             )
-        seconds = np.floor(numeric).astype(np.int64)
-    negative = seconds < 0
-    if negative.any():
-        row = int(np.argmax(negative))
-        raise DataFormatError(
-            f"{display}: line {row + first_line}: negative timestamp "
-            f"{raw_time.iloc[row]!r} (Unix seconds must be >= 0)"
-        )
+        numeric = np.floor(numeric)
+    for bad, what in (
+        (numeric < 0, "negative timestamp {}"),
+        (numeric >= 2.0**63, "timestamp {} is beyond int64"),
+    ):
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise DataFormatError(
+                f"{display}: line {row + first_line}: {what.format(raw_time.iloc[row])} "
+                f"(Unix time must be in 0..{INT64_MAX})"
+            )
+    seconds = numeric.astype(np.int64)
     out = pd.DataFrame(
         {
-            "user": _ids(frame[columns[0]]),
-            "item": _ids(frame[columns[1]]),
+            "user": _ids(frame[columns[0]], display, first_line),
+            "item": _ids(frame[columns[1]], display, first_line),
             "timestamp": seconds // divisor,
         }
     )
@@ -137,11 +193,38 @@ def _finish(
     return out
 
 
-def _ids(column: pd.Series) -> np.ndarray:
-    """Ids as int64 when pandas read integers, else as str (object array)."""
-    if pd.api.types.is_integer_dtype(column.dtype):
+def _number(value) -> float:
+    """A timestamp cell as float (NaN when it is not a number: bool, list, text, ...)."""
+    if isinstance(value, bool):
+        return np.nan
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return np.nan
+    return np.nan
+
+
+def _ids(column: pd.Series, display: str, first_line: int) -> np.ndarray:
+    """Ids as int64 when pandas read integers that fit, else as str (object array).
+
+    Integers beyond int64 (pandas reads them as uint64) stay exact as str; an id that is
+    empty or a NaN/null spelling once stripped (:data:`MISSING`) is an error.
+    """
+    if pd.api.types.is_integer_dtype(column.dtype) and (
+        pd.api.types.is_signed_integer_dtype(column.dtype) or column.max() <= INT64_MAX
+    ):
         return column.to_numpy(np.int64)
-    return column.astype(str).str.strip().to_numpy(dtype=object)
+    ids = column.astype(str).str.strip().to_numpy(dtype=object)
+    missing = np.isin(ids, MISSING)
+    if missing.any():
+        row = int(np.argmax(missing))
+        raise DataFormatError(
+            f"{display}: line {row + first_line}: id {column.iloc[row]!r} is empty or NaN/null"
+        )
+    return ids
 
 
 def read_ml100k(source: Source, display: str) -> pd.DataFrame:
@@ -158,7 +241,7 @@ def read_ml100k(source: Source, display: str) -> pd.DataFrame:
 
 def read_ml1m(source: Source, display: str) -> pd.DataFrame:
     """MovieLens-1M ``ratings.dat``: ``user::item::rating::timestamp``, no header."""
-    raw = source if isinstance(source, bytes) else Path(source).read_bytes()
+    raw = _raw_bytes(source, display)
     # "::" is a multi-character separator (python engine, slow): map it to a tab first.
     return read_table(
         raw.replace(b"::", b"\t"),
@@ -172,9 +255,7 @@ def read_ml1m(source: Source, display: str) -> pd.DataFrame:
 
 def read_beauty_5core_csv(source: Source, display: str) -> pd.DataFrame:
     """The shared offline layout ``beauty_5core.csv.gz``: ``user_id,item_id,timestamp``."""
-    raw = source if isinstance(source, bytes) else Path(source).read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+    raw = _raw_bytes(source, display)
     return read_table(
         raw, display=display, sep=",", header=True, columns=("user_id", "item_id", "timestamp")
     )
@@ -196,30 +277,32 @@ def read_amazon_reviews_json(source: Source, display: str) -> pd.DataFrame:
     """McAuley 2014 ``reviews_<Category>_5.json.gz``: one review per line.
 
     Uses ``reviewerID``, ``asin`` and ``unixReviewTime``. Lines are JSON; the 2014 dumps
-    contain some Python-literal lines, which are read with ``ast.literal_eval``.
+    contain some Python-literal lines, which are read with ``ast.literal_eval``. Each line
+    must be an object whose ids are strings or integers and whose time is a number.
     """
-    raw = source if isinstance(source, bytes) else Path(source).read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+    text = _text(_raw_bytes(source, display), display)
     users, items, times = [], [], []
-    for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             raise DataFormatError(f"{display}: line {number}: empty line")
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            try:
-                record = ast.literal_eval(line)
-            except (ValueError, SyntaxError):
-                raise DataFormatError(f"{display}: line {number}: not a JSON object") from None
-        try:
-            users.append(record["reviewerID"])
-            items.append(record["asin"])
-            times.append(record["unixReviewTime"])
-        except (KeyError, TypeError):
+        record = _record(line)
+        if not isinstance(record, dict) or not {"reviewerID", "asin", "unixReviewTime"} <= set(
+            record
+        ):
             raise DataFormatError(
-                f"{display}: line {number}: needs keys reviewerID, asin, unixReviewTime"
-            ) from None
+                f"{display}: line {number}: not an object with keys reviewerID, asin, "
+                "unixReviewTime"
+            )
+        for key in ("reviewerID", "asin"):
+            value = record[key]
+            if isinstance(value, bool) or not isinstance(value, str | int):
+                raise DataFormatError(
+                    f"{display}: line {number}: {key} must be a string or an integer, "
+                    f"got {type(value).__name__}"
+                )
+        users.append(str(record["reviewerID"]))
+        items.append(str(record["asin"]))
+        times.append(record["unixReviewTime"])
     if not users:
         raise DataFormatError(f"{display} is empty: no interactions")
     frame = pd.DataFrame(
@@ -230,6 +313,18 @@ def read_amazon_reviews_json(source: Source, display: str) -> pd.DataFrame:
         }
     )
     return _finish(frame, ("reviewerID", "asin", "unixReviewTime"), display, 1, 1)
+
+
+def _record(line: str):
+    """One JSON (or Python-literal) line, or None when it is neither (too deep included)."""
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
+        pass
+    try:
+        return ast.literal_eval(line)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
 
 
 def read_kuairand(sources: list[tuple[Source, str]], clicks_only: bool = False) -> pd.DataFrame:

@@ -32,7 +32,8 @@ class ChecksumError(ValueError):
 
 
 class DataFormatError(ValueError):
-    """A raw file cannot be parsed; the message names the file and, when known, the line."""
+    """A raw file cannot be parsed (the message names the file and, when known, the line), or
+    nothing of it is left to train on after filtering."""
 
 
 def data_root(data_dir: str | os.PathLike | None = None) -> Path:

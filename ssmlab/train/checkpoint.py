@@ -16,7 +16,12 @@ best       ``{"metric": "ndcg@10", "value": float, "epoch": int}`` (value -inf b
 bad_epochs evaluations since the last improvement (early-stopping counter)
 valid      valid metrics of the epoch that wrote the file ({} when not evaluated)
 rng        :func:`rng_state` of each process (a list indexed by rank)
+data       :func:`data_record` of the processed dataset: its fingerprint, sizes and source
+           files (absolute paths, sha256); checked by ``ssmlab eval`` and ``--resume``
 ========== ==================================================================================
+
+Only finite weights are ever written (the trainer checks with :func:`nonfinite_tensors`
+first), so ``last.pt`` and ``best.pt`` always hold the last good state of a run.
 
 Files are written to a temporary name in the same folder and moved into place with
 ``os.replace``, so a crash mid-write never leaves a truncated ``last.pt`` or ``best.pt``.
@@ -37,7 +42,53 @@ REQUIRED = ("format", "config", "n_items", "model", "epoch", "step", "best")
 
 
 class CheckpointError(ValueError):
-    """A file is not a readable ssmlab checkpoint."""
+    """A file is not a readable ssmlab checkpoint, or does not fit the model or data."""
+
+
+def nonfinite_tensors(state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors of ``state_dict`` holding a NaN or an inf."""
+    return [
+        name
+        for name, value in state_dict.items()
+        if torch.is_tensor(value) and value.is_floating_point() and not value.isfinite().all()
+    ]
+
+
+def data_record(dataset) -> dict[str, Any]:
+    """What a checkpoint records of its ``ssmlab.data.Dataset``: fingerprint, sizes, files."""
+    files = [
+        [os.path.abspath(path), member or "", sha256]
+        for path, member, sha256 in dataset.meta.get("files", [])
+    ]
+    return {
+        "name": dataset.name,
+        "fingerprint": dataset.fingerprint,
+        "users": dataset.n_users,
+        "items": dataset.n_items,
+        "interactions": len(dataset.inter),
+        "files": files,
+    }
+
+
+def data_changes(saved: dict[str, Any], dataset) -> list[str]:
+    """How ``dataset`` differs from the checkpoint's :func:`data_record` (empty: the same)."""
+    now = data_record(dataset)
+    if saved.get("fingerprint") == now["fingerprint"]:
+        return []
+    changes = [
+        f"{key} {saved.get(key)} -> {now[key]}"
+        for key in ("users", "items", "interactions")
+        if saved.get(key) != now[key]
+    ]
+    then_files = {(path, member): sha for path, member, sha in saved.get("files", [])}
+    for path, member, sha in now["files"]:
+        old = then_files.get((path, member))
+        if old is not None and old != sha:
+            changes.append(f"file {path} sha256 {old[:12]}... -> {sha[:12]}...")
+    changes.append(
+        f"fingerprint {str(saved.get('fingerprint'))[:12]}... -> {now['fingerprint'][:12]}..."
+    )
+    return changes
 
 
 def atomic_save(obj: dict[str, Any], path: str | Path) -> Path:
@@ -131,7 +182,10 @@ __all__ = [
     "FORMAT",
     "CheckpointError",
     "atomic_save",
+    "data_changes",
+    "data_record",
     "load_checkpoint",
+    "nonfinite_tensors",
     "rng_state",
     "seed_everything",
     "set_rng_state",

@@ -45,6 +45,10 @@ from ssmlab.train.loop import (
 EVENTS = ("on_step_end", "on_epoch_end")
 
 
+class DivergenceError(FloatingPointError):
+    """Training diverged: a finite loss far above chance, or weights that are not finite."""
+
+
 class Trainer:
     """Train ``config.model_name`` on ``config.data.name`` (see the module docstring).
 
@@ -113,6 +117,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._best_state: dict[str, torch.Tensor] | None = None
         self.callbacks: dict[str, list[Callable]] = defaultdict(list)
+        self._saved_epoch: int | None = None  # epoch of the last.pt written or resumed from
 
     # -- callbacks (minGPT style) -------------------------------------------------------------
     def add_callback(self, event: str, fn: Callable[..., None]) -> None:
@@ -185,11 +190,7 @@ class Trainer:
                 loss = self.loss_module(batch)
             value = dist_utils.all_reduce_sum(loss.detach().float().clone()) / self.info.world_size
             value = float(value)
-            if not math.isfinite(value):  # every rank sees the reduced value: all stop together
-                raise NonFiniteLossError(
-                    f"training loss is {value} at epoch {self.epoch + 1}, step {i + 1} of "
-                    f"{total} (global step {self.step + 1}); stopped. " + self._last_good_message()
-                )
+            self._check_loss(value, i + 1, total)  # the reduced value: all ranks stop together
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if tc.grad_clip is not None:
@@ -202,6 +203,7 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss_sum / steps:.4f}")
             self._trigger("on_step_end", loss=value, epoch=self.epoch + 1, step=self.step)
         bar.close()
+        self._check_finite_weights(f"after epoch {self.epoch + 1}")
         return loss_sum / max(steps, 1)
 
     def evaluate(self, stage: str = "valid") -> dict[str, float]:
@@ -299,15 +301,19 @@ class Trainer:
             "valid": dict(valid or {}),
             "history": list(self.history),
             "rng": rng,
+            "data": ckpt.data_record(self.dataset),
         }
 
     def save(self, path: Path | None, valid: dict[str, float] | None = None) -> None:
         """Write a checkpoint atomically (rank 0; the RNG gather involves every rank)."""
         if path is None:
             return
+        self._check_finite_weights(f"before writing {path}")
         state = self.state(valid)
         if self.info.is_main:
             ckpt.atomic_save(state, path)
+        if path.name == "last.pt":
+            self._saved_epoch = self.epoch
         dist_utils.barrier()
 
     def resume(self, path: str | Path | None = None) -> None:
@@ -316,17 +322,29 @@ class Trainer:
         if path is None:
             raise ValueError("resume needs a checkpoint path or an output folder")
         state = ckpt.load_checkpoint(path)
-        if state["n_items"] != self.dataset.n_items:
-            raise ValueError(
-                f"{path} was trained with {state['n_items']} items, the dataset has "
-                f"{self.dataset.n_items}"
+        saved_data = state.get("data")  # absent before the dataset fingerprint was recorded
+        changes = ckpt.data_changes(saved_data, self.dataset) if saved_data else []
+        if state["n_items"] != self.dataset.n_items and not changes:
+            changes = [f"items {state['n_items']} -> {self.dataset.n_items}"]
+        if changes:
+            raise ckpt.CheckpointError(
+                f"{path} was trained on other data than {self.dataset.name} holds now: "
+                + "; ".join(changes)
             )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise ckpt.CheckpointError(
+                f"{path} does not fit the {self.config.model_name} model of this config: {err}"
+            ) from None
+        for group in self.optimizer.param_groups:  # a changed train.lr applies from here on
+            group["lr"] = self.config.train.lr
         self.epoch, self.step = state["epoch"], state["step"]
         self.best, self.best_valid = dict(state["best"]), dict(state["best_valid"])
         self.bad_epochs, self.stopped = state["bad_epochs"], state["stopped"]
         self.history = list(state["history"])
+        self._saved_epoch = self.epoch
         rng = state["rng"]
         ckpt.set_rng_state(
             rng[self.info.rank] if len(rng) == self.info.world_size else rng[0], self.data_generator
@@ -337,9 +355,53 @@ class Trainer:
 
     def _last_good_message(self) -> str:
         path = self._ckpt_path("last.pt")
-        if path is not None and path.is_file():
-            return f"The last good checkpoint is {path} (epoch {self.epoch}); it is unchanged."
+        if path is not None and self._saved_epoch is not None and path.is_file():
+            return (
+                f"The last good checkpoint is {path} (epoch {self._saved_epoch}); it is "
+                f"unchanged, and `ssmlab train --resume --output {self.output}` continues from "
+                "it (lower train.lr with --set)."
+            )
         return "No checkpoint was written before the failure."
+
+    # -- guards: a failed run stops with a clear error and never writes bad weights ------------
+    def _check_loss(self, value: float, step: int, total: int) -> None:
+        """Stop on a non-finite or a diverging training loss (``step`` of ``total`` this epoch).
+
+        Divergence rule: a model that scores every item alike has the cross-entropy of chance,
+        ln(n_items); every registered model starts there (1.00-1.05 x ln(n_items) on toy) and
+        only goes down while it learns. A step loss above ``train.divergence_factor`` (default
+        10) times ``max(ln n_items, 1)`` is far worse than chance and does not come back (GRU4Rec
+        with lr=1e6 jumps to ~1e13 at step 2): training stops with :class:`DivergenceError`.
+        The rule holds from the first step (no warm-up needed); ``divergence_factor=None`` keeps
+        only the NaN/inf check.
+        """
+        where = (
+            f"at epoch {self.epoch + 1}, step {step} of {total} (global step {self.step + 1}); "
+            "stopped. "
+        )
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"training loss is {value} {where}" + self._last_good_message()
+            )
+        factor = self.config.train.divergence_factor
+        chance = max(math.log(self.dataset.n_items), 1.0)
+        if factor is not None and value > factor * chance:
+            raise DivergenceError(
+                f"training diverged: loss {value:.4g} > {factor:g} x chance level "
+                f"max(ln n_items, 1) = {chance:.3f} (train.divergence_factor) {where}"
+                + self._last_good_message()
+            )
+
+    def _check_finite_weights(self, when: str) -> None:
+        """Raise :class:`DivergenceError` when a weight is NaN or inf (checked after every epoch
+        and before writing any checkpoint); ``when`` says where, for the message."""
+        bad = ckpt.nonfinite_tensors(self.model.state_dict())
+        if bad:
+            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise DivergenceError(
+                f"the weights are not finite {when} (NaN or inf in {shown}); stopped, "
+                "nothing was saved. " + self._last_good_message()
+            )
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.info.is_main:
@@ -377,4 +439,4 @@ def train(
     return Trainer(config, dataset=dataset, output=output, **trainer_kwargs).fit()
 
 
-__all__ = ["EVENTS", "NonFiniteLossError", "Trainer", "train"]
+__all__ = ["EVENTS", "DivergenceError", "NonFiniteLossError", "Trainer", "train"]

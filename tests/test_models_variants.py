@@ -12,6 +12,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ssmlab.layers.attention import attention_mask, clipped_interval_matrix
 from ssmlab.models import build_model
@@ -112,3 +113,142 @@ def test_tisasrec_baseline_is_sasrec_with_interval_terms():
     assert tisasrec.config.variant == "baseline"
     with pytest.raises(ValueError, match="variant"):
         build_model("tisasrec", N_ITEMS, variant="paper")
+
+
+# ------------------------------------------------------------------------ BERT4Rec (RecBole)
+def _recbole_mask_item_sequence(item_seq, ft, draws, mask_ratio, mask_token, mask_len):
+    """RecBole 1.2 transform.py:124-192 (MaskItemSequence.__call__) transcribed, with our random
+    draws in place of ``random.random()``: returns the masked rows, and per row the predicted
+    (position, item) pairs (``masked_index > 0`` of bert4rec.py:207 applied)."""
+
+    def padding_sequence(sequence, max_length):  # transform.py:73-77
+        sequence = [0] * (max_length - len(sequence)) + sequence
+        return sequence[-max_length:]
+
+    masked_rows, predicted = [], []
+    for row, instance in enumerate(item_seq.tolist()):
+        masked_sequence = instance.copy()
+        pos_item, index_ids = [], []
+        if ft:  # _append_mask_last, transform.py:79-97
+            lens = sum(1 for item in instance if item > 0)
+            masked_sequence[lens - 1] = mask_token
+            pos_item, index_ids = [instance[lens - 1]], [lens - 1]
+        else:
+            for index_id, item in enumerate(instance):
+                if item == 0:
+                    break
+                if draws[row, index_id] < mask_ratio:
+                    pos_item.append(item)
+                    masked_sequence[index_id] = mask_token
+                    index_ids.append(index_id)
+        pos_items = padding_sequence(pos_item, mask_len)
+        masked_index = padding_sequence(index_ids, mask_len)
+        masked_rows.append(masked_sequence)
+        predicted.append({(i, p) for i, p in zip(masked_index, pos_items) if i > 0})
+    return torch.tensor(masked_rows), predicted
+
+
+@pytest.mark.parametrize("ft_ratio", [0.0, 1.0])
+def test_bert4rec_recbole_cloze_matches_recbole_transform(ft_ratio):
+    mask_ratio = 0.9  # max_len 12: at most int(0.9 * 12) = 10 predicted positions per row
+    model = build_model(
+        "bert4rec", N_ITEMS, d_model=D, max_len=MAX_LEN, cloze="recbole",
+        mask_ratio=mask_ratio, ft_ratio=ft_ratio,
+    )  # fmt: skip
+    assert model.config.max_predictions == 10
+    g = torch.Generator().manual_seed(0)
+    lens = torch.tensor([12, 12, 11, 6, 2, 1])
+    real = torch.arange(MAX_LEN)[None, :] < lens[:, None]
+    item_seq = torch.randint(1, N_ITEMS + 1, (6, MAX_LEN), generator=g) * real
+    batch = {"item_seq": item_seq, "item_seq_len": lens, "target": torch.full((6,), 7)}
+    torch.manual_seed(3)
+    masked, labels = model.cloze_batch(batch)
+    torch.manual_seed(3)  # replay our draws: the per-batch ft draw, then one per position
+    ft = torch.rand(()).item() < ft_ratio
+    draws = None if ft else torch.rand(6, MAX_LEN)
+    expect_masked, expect_predicted = _recbole_mask_item_sequence(
+        item_seq, ft, draws, mask_ratio, N_ITEMS + 1, mask_len=10
+    )
+    assert torch.equal(masked, expect_masked)
+    predicted = [{(i, p) for i, p in enumerate(row) if p > 0} for row in labels.tolist()]
+    assert predicted == expect_predicted
+    n_masked, n_predicted = (masked == N_ITEMS + 1).sum(1), (labels > 0).sum(1)
+    print("masks per row", n_masked.tolist(), "predicted", n_predicted.tolist())
+    if ft:
+        assert n_masked.tolist() == [1] * 6 and n_predicted.tolist() == [1, 1, 1, 1, 1, 0]
+    else:
+        assert (n_predicted <= 10).all() and (n_masked > 10).any()  # the cap was exercised
+    assert (labels[:, 0] == 0).all()  # a mask at position 0 is never predicted
+    assert masked.shape == item_seq.shape  # the target is not appended: history only
+
+
+def test_bert4rec_recbole_predict_drops_every_rows_oldest_item():
+    """reconstruct_test_data (bert4rec.py:109-120): [MASK] after the history, first column off."""
+    model = build_model("bert4rec", N_ITEMS, d_model=D, max_len=4, drop_first_at_predict=True)
+    model = model.double().eval()
+    item_seq = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0], [7, 0, 0, 0]])
+    lens = torch.tensor([4, 2, 1])
+    m = N_ITEMS + 1
+    expect = torch.tensor([[2, 3, 4, m], [6, m, 0, 0], [m, 0, 0, 0]])  # RecBole's input
+    hidden = model.encode({"item_seq": expect})[torch.arange(3), lens - 1]  # at the [MASK]
+    torch.testing.assert_close(model(item_seq, lens), hidden)
+    narrow = model(item_seq[1:, :2], lens[1:])  # less padding, same rows: same outputs
+    torch.testing.assert_close(narrow, hidden[1:])
+    ours = build_model("bert4rec", N_ITEMS, d_model=D, max_len=4).double().eval()
+    ours.load_state_dict(model.state_dict())
+    torch.testing.assert_close(ours(item_seq, lens)[0], hidden[0])  # full rows: the same
+    assert not torch.allclose(ours(item_seq, lens)[1:], hidden[1:])  # ours keeps short rows
+
+
+def test_bert4rec_recbole_empty_batch_gives_zero_loss():
+    model = build_model("bert4rec", N_ITEMS, d_model=D, max_len=MAX_LEN, cloze="recbole")
+    batch = {  # rows of one item: a mask at position 0 is never predicted
+        "item_seq": torch.tensor([[3], [4]]),
+        "item_seq_len": torch.tensor([1, 1]),
+        "target": torch.tensor([5, 6]),
+    }
+    loss = model.calculate_loss(batch, "cloze")
+    assert loss.item() == 0.0 and loss.requires_grad
+    with pytest.raises(ValueError, match="cloze"):
+        build_model("bert4rec", N_ITEMS, cloze="bert")
+    with pytest.raises(ValueError, match="max_len"):
+        build_model("bert4rec", N_ITEMS, max_len=4, mask_ratio=0.2, cloze="recbole")
+
+
+def _successor_rows(b: int, seed: int, seqlen: int = 10):
+    """Right-padded rows of lengths 10, 6, 3, 1, ... where next item = current + 1 (cyclic)."""
+    g = torch.Generator().manual_seed(seed)
+    lens = torch.tensor([seqlen, 6, 3, 1] * (b // 4 + 1))[:b]
+    start = torch.randint(0, N_ITEMS, (b, 1), generator=g)
+    items = (start + torch.arange(seqlen + 1)) % N_ITEMS + 1  # (b l+1)
+    real = torch.arange(seqlen)[None, :] < lens[:, None]
+    target = items.gather(1, lens[:, None]).squeeze(1)
+    return {"item_seq": items[:, :seqlen] * real, "item_seq_len": lens, "target": target}
+
+
+def test_bert4rec_recbole_cloze_learns_the_next_item_of_unseen_rows():
+    """Trained on masked history items only, the model still learns "next = current + 1" and
+    predicts the (never trained on) next item of held-out rows better."""
+    torch.manual_seed(0)
+    model = build_model(
+        "bert4rec", N_ITEMS, d_model=D, max_len=MAX_LEN, dropout=0.1, n_heads=2, inner_size=32,
+        cloze="recbole", drop_first_at_predict=True,
+    )  # fmt: skip
+    train, held_out = _successor_rows(128, seed=0), _successor_rows(128, seed=1)
+
+    def next_item_ce():
+        model.eval()
+        ce = F.cross_entropy(model.full_sort_predict(held_out), held_out["target"]).item()
+        model.train()
+        return ce
+
+    before = next_item_ce()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        loss = model.calculate_loss(train, "cloze")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = next_item_ce()
+    print("held-out next-item CE", before, "->", after)
+    assert after < 0.92 * before

@@ -6,7 +6,8 @@ This version follows RecBole 1.2 (``recbole/model/sequential_recommender/bert4re
 ``mask_itemseq`` transform in ``recbole/data/transform.py``, https://github.com/RUCAIBox/RecBole).
 
 Changes: the cloze batch is built inside :meth:`BERT4Rec.calculate_loss` from the plain "last"
-batch (history + target), see the class Note; id ``n_items + 1`` is the mask token.
+batch, see the class Note; id ``n_items + 1`` is the mask token. ``cloze="recbole"`` and
+``drop_first_at_predict=True`` reproduce RecBole 1.2's training sample and prediction input.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from ssmlab.layers.ffn import recbole_init
 from ssmlab.models.base import ModelConfig, SequentialRecommender, gather_last
 from ssmlab.models.sasrec import check_item_seq, check_transformer_fields
 
+CLOZES = ("target", "recbole")
+
 
 @dataclass
 class BERT4RecConfig(ModelConfig):
@@ -33,7 +36,9 @@ class BERT4RecConfig(ModelConfig):
     hidden_act: str = "gelu"  # FFN activation: "gelu" or "relu"
     layer_norm_eps: float = 1e-12  # LayerNorm epsilon
     mask_ratio: float = 0.2  # rho: probability that an item is replaced by [MASK]
-    ft_ratio: float = 0.5  # probability that a row masks only its last item (RecBole ft_ratio)
+    ft_ratio: float = 0.5  # probability of masking only the last item (RecBole ft_ratio)
+    cloze: str = "target"  # training sample: "target" (history + target) or "recbole"
+    drop_first_at_predict: bool = False  # RecBole 1.2: every row loses its oldest item at predict
 
     def __post_init__(self):
         super().__post_init__()
@@ -42,6 +47,18 @@ class BERT4RecConfig(ModelConfig):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"BERT4RecConfig: {name} must be in [0, 1], got {value}")
+        if self.cloze not in CLOZES:
+            raise ValueError(f"BERT4RecConfig: cloze must be one of {CLOZES}, got {self.cloze!r}")
+        if self.cloze == "recbole" and self.max_predictions < 1:
+            raise ValueError(
+                f"BERT4RecConfig: cloze='recbole' predicts int(mask_ratio * max_len) = "
+                f"{self.max_predictions} positions per row; it must be >= 1"
+            )
+
+    @property
+    def max_predictions(self) -> int:
+        """RecBole's ``mask_item_length`` = int(mask_ratio * max_len) (transform.py:58)."""
+        return int(self.mask_ratio * self.max_len)
 
 
 def append_item(
@@ -76,15 +93,23 @@ class BERT4Rec(SequentialRecommender):
     Prediction appends [MASK] after the history and reads its position.
 
     Note:
-        Training ("cloze") works from the plain "last" batch: the sequence is history + target
-        (so the row's newest interaction is trained on; RecBole masks within the history only).
-        With probability ``ft_ratio`` a row masks only its last item -- exactly the next-item task
-        (the paper's extra samples; RecBole 1.2 draws this per batch, we draw per row); otherwise
-        each real item is masked with probability ``mask_ratio``, and a row that drew no mask masks
-        its last item (RecBole would skip it; we also do not cap masks at int(ratio * max_len)).
-        CE over all items at the masked positions. If history + target exceeds ``max_len``, the
-        oldest item is dropped. The positional table has ``max_len`` rows as in RecBole 1.2, whose
-        prediction shifts every row left by one; we shift only full rows.
+        Training ("cloze") works from the plain "last" batch. ``cloze="target"`` (default): the
+        sequence is history + target (so the row's newest interaction is trained on). With
+        probability ``ft_ratio`` a row masks only its last item -- exactly the next-item task
+        (drawn per row); otherwise each real item is masked with probability ``mask_ratio``, and a
+        row that drew no mask masks its last item; no cap on the number of masks. If history +
+        target exceeds ``max_len``, the oldest item is dropped.
+        ``cloze="recbole"``: RecBole 1.2's ``MaskItemSequence`` (``transform.py:124-192``): the
+        history alone is masked (the target is not used); one draw per batch with probability
+        ``ft_ratio`` masks every row's last history item, else each history item is masked with
+        probability ``mask_ratio``; only the newest int(mask_ratio * max_len) masked positions
+        are predicted (older masks stay in the input) and a mask at position 0 is never predicted
+        (``masked_index > 0``, ``bert4rec.py:207``); a row with nothing to predict adds nothing.
+        CE over all items at the predicted positions.
+        Prediction appends [MASK] after the history; the positional table has ``max_len`` rows
+        as in RecBole 1.2, so a full row drops its oldest item. RecBole 1.2 drops the oldest item
+        of *every* row (``reconstruct_test_data``, ``bert4rec.py:109-120``):
+        ``drop_first_at_predict=True``.
     """
 
     config_class = BERT4RecConfig
@@ -94,7 +119,7 @@ class BERT4Rec(SequentialRecommender):
     def __init__(self, config: BERT4RecConfig, n_items: int):
         super().__init__(config, n_items)
         d = config.d_model
-        self.mask_token = n_items + 1
+        self.mask_token = n_items + 1  # RecBole: n_items (its count includes the padding id)
         self.item_embedding = nn.Embedding(n_items + 2, d, padding_idx=0)  # + [MASK] row
         self.position_embedding = nn.Embedding(config.max_len, d)
         self.emb_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
@@ -134,24 +159,26 @@ class BERT4Rec(SequentialRecommender):
 
     def forward(self, item_seq, item_seq_len, time_seq=None, **extra) -> torch.Tensor:
         """Hidden state at a [MASK] appended after the history. Shapes: (b, l), (b,) -> (b, d)."""
-        seq, seq_len = append_item(item_seq, item_seq_len, self.mask_token, self.config.max_len)
+        if self.config.drop_first_at_predict:  # RecBole's reconstruct_test_data
+            seq = F.pad(item_seq, (0, 1)).scatter(1, item_seq_len[:, None], self.mask_token)
+            seq, seq_len = seq[:, 1:], item_seq_len  # (b l): oldest item of every row dropped
+        else:
+            seq, seq_len = append_item(item_seq, item_seq_len, self.mask_token, self.config.max_len)
         return gather_last(self.encode({"item_seq": seq}), seq_len)
 
-    def scores(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Dot product with item embeddings (the [MASK] row dropped) plus the output bias.
-
-        Shapes: (..., d) -> (..., n_items + 1), column 0 = -inf.
-        """
-        logits = hidden @ self.item_embedding.weight[: self.n_items + 1].T + self.output_bias
-        logits[..., 0] = float("-inf")
-        return logits
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item embeddings without the [MASK] row (n_items + 1, d) and the output bias."""
+        return self.item_embedding.weight[: self.n_items + 1], self.output_bias
 
     def cloze_batch(self, batch: dict[str, torch.Tensor]):
         """Masked sequence and labels from a "last" batch (see the class Note).
 
         Shapes: item_seq (b, l), item_seq_len (b,), target (b,) ->
-            masked (b, l'), labels (b, l') with 0 where not masked, l' = min(l + 1, max_len)
+            masked (b, l'), labels (b, l') with 0 where not predicted; l' = min(l + 1, max_len)
+            (``cloze="target"``) or l (``"recbole"``)
         """
+        if self.config.cloze == "recbole":
+            return self.recbole_cloze_batch(batch["item_seq"], batch["item_seq_len"])
         seq, seq_len = append_item(
             batch["item_seq"], batch["item_seq_len"], batch["target"], self.config.max_len
         )
@@ -165,13 +192,38 @@ class BERT4Rec(SequentialRecommender):
         labels = seq * masked
         return torch.where(masked, torch.full_like(seq, self.mask_token), seq), labels
 
+    def recbole_cloze_batch(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor):
+        """RecBole 1.2's ``MaskItemSequence`` on the history (``transform.py:124-192``).
+
+        Shapes: item_seq (b, l), item_seq_len (b,) -> masked (b, l), labels (b, l), 0 where not
+            predicted.
+        """
+        b, seqlen = item_seq.shape
+        positions = torch.arange(seqlen, device=item_seq.device)[None, :]  # (1 l)
+        if torch.rand((), device=item_seq.device) < self.config.ft_ratio:  # one draw per batch
+            masked = positions == (item_seq_len - 1)[:, None]  # _append_mask_last (b l)
+            predicted = masked
+        else:
+            real = positions < item_seq_len[:, None]
+            masked = (torch.rand(b, seqlen, device=item_seq.device) < self.config.mask_ratio) & real
+            newer = masked.flip(1).cumsum(1).flip(1)  # masks at positions >= j (b l)
+            predicted = masked & (newer <= self.config.max_predictions)  # the newest ones
+        predicted = predicted & (positions > 0)  # masked_index > 0
+        masked_seq = torch.where(masked, torch.full_like(item_seq, self.mask_token), item_seq)
+        return masked_seq, item_seq * predicted
+
     def calculate_loss(
         self, batch: dict[str, torch.Tensor], objective: str = "cloze"
     ) -> torch.Tensor:
-        """Cloze CE over all items at the masked positions of history + target."""
+        """Cloze CE over all items at the predicted positions (see :meth:`cloze_batch`).
+
+        A batch with nothing to predict (possible with ``cloze="recbole"``) gives a zero loss,
+        where RecBole's 0 / 0 gives NaN.
+        """
         if objective not in self.objectives:
             raise ValueError(f"BERT4Rec supports objectives {self.objectives}, got {objective!r}")
         masked_seq, labels = self.cloze_batch(batch)
         hidden = self.encode({"item_seq": masked_seq})  # (b l d)
         picked = labels > 0
-        return F.cross_entropy(self.scores(hidden[picked]), labels[picked])
+        ce = F.cross_entropy(self.scores(hidden[picked]), labels[picked], reduction="sum")
+        return ce / picked.sum().clamp(min=1)

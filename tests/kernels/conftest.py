@@ -97,3 +97,20 @@ def interpreter():
                 pytrace=False,
             )
         yield
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch) -> list[str]:
+    """The names of the mamba-ssm kernels that ``ssmlab`` calls during the test, in order."""
+    from ssmlab.ssm import backends
+
+    calls, real = [], backends.mamba_kernel
+
+    def counting(name):
+        kernel = real(name)
+        if kernel is None:
+            return None
+        return lambda *args, **kwargs: calls.append(name) or kernel(*args, **kwargs)
+
+    monkeypatch.setattr(backends, "mamba_kernel", counting)
+    return calls

@@ -179,28 +179,18 @@ def test_float64_takes_the_torch_path():
     torch.testing.assert_close(final, final_ref, rtol=0, atol=0)
 
 
-def test_dispatch(monkeypatch):
+def test_dispatch(monkeypatch, kernel_calls):
     """SSMLAB_BACKEND=mamba_ssm sends CPU tensors to the kernel only while interpreting."""
-    calls = []
-    real = backends.mamba_kernel
-
-    def counting(name):
-        kernel = real(name)
-        if kernel is None:
-            return None
-        return lambda *a, **k: calls.append(name) or kernel(*a, **k)
-
-    monkeypatch.setattr(backends, "mamba_kernel", counting)
     inputs = make_inputs(20, initial=False)
     seq_idx = packed(20, [7])
     y_torch = ssd(**inputs, chunk_size=8, seq_idx=seq_idx)  # default on CPU: torch
-    assert calls == [] and backends.backend() == "torch"
+    assert kernel_calls == [] and backends.backend() == "torch"
     monkeypatch.setenv("SSMLAB_BACKEND", "mamba_ssm")
     y_kernel = ssd(**inputs, chunk_size=8, seq_idx=seq_idx)
-    assert calls == ["mamba_chunk_scan_combined"]
+    assert kernel_calls == ["mamba_chunk_scan_combined"]
     close({"y": y_kernel}, {"y": y_torch}, what="SSMLAB_BACKEND=mamba_ssm")
     fwd, bwd = ssd_bidirectional(**inputs, seq_idx=seq_idx, chunk_size=8)
-    assert len(calls) == 3
+    assert len(kernel_calls) == 3
     ref = ssd_bidirectional(**inputs, seq_idx=seq_idx, chunk_size=8, backend="torch")
     close({"fwd": fwd, "bwd": bwd}, {"fwd": ref[0], "bwd": ref[1]}, what="bidirectional")
     monkeypatch.delenv("TRITON_INTERPRET")
@@ -209,4 +199,4 @@ def test_dispatch(monkeypatch):
     monkeypatch.delenv("SSMLAB_BACKEND")
     with pytest.raises(RuntimeError, match="CUDA tensors"):
         ssd(**inputs, chunk_size=8, backend="mamba_ssm")
-    assert len(calls) == 3
+    assert len(kernel_calls) == 3

@@ -28,10 +28,15 @@ SMALL = {
         "drop_first_at_predict": True,
     },
     "caser": {"n_h": 2, "n_v": 2, "window": 6},
+    "caser_recbole": {"n_h": 2, "n_v": 2, "layout": "recbole"},
     "lrurec": {"inner_size": 32},
 }
 NAMES = list(SMALL)  # test cases: a model name, or model_variant (VARIANT_OF)
-VARIANT_OF = {"tisasrec_baseline": "tisasrec", "bert4rec_recbole": "bert4rec"}
+VARIANT_OF = {
+    "tisasrec_baseline": "tisasrec",
+    "bert4rec_recbole": "bert4rec",
+    "caser_recbole": "caser",
+}
 MODELS = [name for name in NAMES if name not in VARIANT_OF]
 CAUSAL = ["sasrec", "tisasrec", "tisasrec_baseline", "gru4rec", "lrurec"]
 
@@ -74,7 +79,7 @@ def test_shapes_and_scores(name):
     model = make(name).eval()
     batch = make_batch()
     hidden = model.encode(batch)
-    steps = 1 if name == "caser" else batch["item_seq"].size(1)
+    steps = 1 if name.startswith("caser") else batch["item_seq"].size(1)
     assert hidden.shape == (4, steps, D)
     assert model(batch["item_seq"], batch["item_seq_len"], batch["time_seq"]).shape == (4, D)
     scores = model.full_sort_predict(batch)
@@ -120,7 +125,7 @@ def test_extra_padding_changes_nothing(name):
     for key in ("item_seq", "time_seq", "targets"):
         padded[key] = F.pad(batch[key], (0, MAX_LEN - 9))
     torch.testing.assert_close(model.full_sort_predict(padded), model.full_sort_predict(batch))
-    if name != "caser":
+    if not name.startswith("caser"):
         real = batch["item_seq"] > 0
         torch.testing.assert_close(model.encode(padded)[:, :9][real], model.encode(batch)[real])
 

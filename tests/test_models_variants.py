@@ -252,3 +252,47 @@ def test_bert4rec_recbole_cloze_learns_the_next_item_of_unseen_rows():
     after = next_item_ce()
     print("held-out next-item CE", before, "->", after)
     assert after < 0.92 * before
+
+
+# ------------------------------------------------------------------------ Caser (RecBole)
+def _recbole_caser_forward(model, user, item_seq):
+    """RecBole 1.2 caser.py:114-145 transcribed (eval mode), with the model's weights; the
+    horizontal Conv1d (n_h, d, h) weights are RecBole's Conv2d (n_h, 1, h, d) ones."""
+    item_seq_emb = model.item_embedding(item_seq).unsqueeze(1)  # (b 1 L d)
+    user_emb = model.user_embedding(user)
+    out_v = model.conv_v(item_seq_emb).view(item_seq.shape[0], -1)
+    out_hs = []
+    for conv in model.conv_h:
+        weight = conv.weight.permute(0, 2, 1).unsqueeze(1)  # (n_h 1 h d)
+        conv_out = torch.relu(F.conv2d(item_seq_emb, weight, conv.bias).squeeze(3))
+        out_hs.append(F.max_pool1d(conv_out, conv_out.size(2)).squeeze(2))
+    out = torch.cat([out_v, torch.cat(out_hs, 1)], 1)
+    z = torch.relu(model.fc1(out))
+    return torch.relu(model.fc2(torch.cat([z, user_emb], 1)))
+
+
+def test_caser_recbole_layout_and_l2_match_recbole():
+    torch.manual_seed(0)
+    model = build_model(
+        "caser", N_ITEMS, d_model=D, max_len=8, n_h=2, n_v=3, n_users=5, layout="recbole"
+    ).double().eval()  # fmt: skip
+    assert model.item_embedding.weight[0].abs().sum() > 0  # RecBole's random padding row
+    item_seq = torch.tensor([[3, 5, 7, 9, 0, 0], [2, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
+    user = torch.tensor([1, 4, 5])
+    batch = {"item_seq": item_seq, "item_seq_len": (item_seq > 0).sum(1), "user_id": user}
+    official = _recbole_caser_forward(model, user, F.pad(item_seq, (0, 2)))  # RecBole's width 8
+    torch.testing.assert_close(model.encode(batch)[:, 0], official)
+    # L2 term: caser.py:175-184 (tables, conv_v, fc1, fc2) + reg_loss_conv_h (:147-155)
+    norms = [model.user_embedding.weight, model.item_embedding.weight, model.conv_v.weight]
+    norms += [model.fc1.weight, model.fc2.weight] + [conv.weight for conv in model.conv_h]
+    torch.testing.assert_close(model.reg_loss(), sum(w.norm(2) for w in norms))
+    # the horizontal filters' share is not zero (the docstring used to claim RecBole's was)
+    assert sum(conv.weight.norm(2) for conv in model.conv_h) > 0.1 * model.reg_loss()
+    right_aligned = build_model("caser", N_ITEMS, d_model=D, max_len=8, n_h=2, n_v=3, n_users=5)
+    right_aligned = right_aligned.double().eval()
+    right_aligned.load_state_dict(model.state_dict())
+    assert not torch.allclose(right_aligned.encode(batch), model.encode(batch))
+    with pytest.raises(ValueError, match="window"):
+        build_model("caser", N_ITEMS, max_len=8, window=4, layout="recbole")
+    with pytest.raises(ValueError, match="max_len"):
+        model.encode({**batch, "item_seq": torch.ones(3, 9, dtype=torch.long)})

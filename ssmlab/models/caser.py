@@ -5,8 +5,9 @@ Sequence Embedding", WSDM 2018. Authors' code: https://github.com/graytowne/case
 This version follows RecBole 1.2 (``recbole/model/sequential_recommender/caser.py``,
 https://github.com/RUCAIBox/RecBole): L = max_len by default, T = 1, CE over all items, L2 term.
 
-Changes: the user embedding is optional (see the class Note); the window holds the *last* L items
-right-aligned (as the authors' code); horizontal Conv2d (h x d) filters are written as the
+Changes: the user embedding is optional (see the class Note); by default the window holds the
+*last* L items right-aligned (as the authors' code), ``layout="recbole"`` convolves RecBole's
+right-padded max_len sequence instead; horizontal Conv2d (h x d) filters are written as the
 equivalent Conv1d over the sequence with d input channels.
 """
 
@@ -20,6 +21,8 @@ from torch import nn
 
 from ssmlab.models.base import ModelConfig, SequentialRecommender
 
+LAYOUTS = ("right_aligned", "recbole")
+
 
 @dataclass
 class CaserConfig(ModelConfig):
@@ -30,6 +33,7 @@ class CaserConfig(ModelConfig):
     window: int = 0  # L: number of recent items convolved; 0 = max_len (RecBole)
     reg_weight: float = 1e-4  # weight of RecBole's L2 term (sum of weight norms)
     n_users: int = 0  # size of the user table (ids 1..n_users, from batch["user_id"]); 0 = none
+    layout: str = "right_aligned"  # window: "right_aligned" (last L items) or "recbole" (padded)
 
     def __post_init__(self):
         super().__post_init__()
@@ -39,6 +43,13 @@ class CaserConfig(ModelConfig):
             )
         if self.window < 0 or self.n_users < 0 or self.reg_weight < 0:
             raise ValueError("CaserConfig: window, n_users, reg_weight must be >= 0")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"CaserConfig: layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.layout == "recbole" and self.window not in (0, self.max_len):
+            raise ValueError(
+                f"CaserConfig: layout='recbole' convolves all max_len = {self.max_len} "
+                f"positions; window must be 0 or {self.max_len}, got {self.window}"
+            )
 
     @property
     def seq_window(self) -> int:
@@ -66,11 +77,13 @@ class Caser(SequentialRecommender):
         The original and RecBole concatenate a user embedding P_u. Our batches carry no user id
         by default, so it is optional: with ``n_users > 0`` the batch must hold ``user_id``
         (b,) long and P_u is used as in RecBole; with ``n_users = 0`` (default) W_2 maps z alone.
-        Windows are right-aligned on the newest item (the authors' code); RecBole feeds its
-        right-padded max_len sequence, so its vertical filters see absolute positions instead.
-        RecBole's L2 term on the horizontal filters is identically zero (a slip in
-        ``reg_loss_conv_h``); we keep its effective term: ``reg_weight`` x (sum of the L2 norms of
-        the item/user tables, vertical filters, W_1, W_2).
+        ``layout="right_aligned"`` (default): windows are right-aligned on the newest item (the
+        authors' code) and the padding row is 0. ``layout="recbole"``: RecBole's right-padded
+        max_len sequence (``caser.py:114-117``), so vertical filters see absolute positions from
+        the first item and the padding row keeps its random init (fixed: ``padding_idx``).
+        L2 term as RecBole (``caser.py:147-155, 175-184``): ``reg_weight`` x (sum of the L2
+        norms -- not squared -- of the item/user tables, vertical filters, W_1, W_2 and every
+        horizontal filter bank).
     """
 
     config_class = CaserConfig
@@ -99,14 +112,24 @@ class Caser(SequentialRecommender):
             elif isinstance(module, nn.Linear):
                 nn.init.xavier_normal_(module.weight)
                 nn.init.zeros_(module.bias)
-        with torch.no_grad():
-            self.item_embedding.weight[0].zero_()  # padding fills short windows: keep it 0
+        if config.layout == "right_aligned":
+            with torch.no_grad():
+                self.item_embedding.weight[0].zero_()  # padding fills short windows: keep it 0
 
     def forward(self, item_seq, item_seq_len, time_seq=None, **extra) -> torch.Tensor:
         """Sequence representation. Shapes: (b, l), (b,) [, user_id (b,)] -> (b, d)."""
         if item_seq.dim() != 2:
             raise ValueError(f"Caser: item_seq must have shape (b, l), got {tuple(item_seq.shape)}")
-        window = last_items(item_seq, item_seq_len, self.config.seq_window)  # (b L)
+        if self.config.layout == "recbole":  # RecBole's right-padded max_len sequence
+            pad = self.config.max_len - item_seq.shape[1]
+            if pad < 0:
+                raise ValueError(
+                    f"Caser: item_seq has length {item_seq.shape[1]} > max_len "
+                    f"{self.config.max_len}; truncate the history to the last max_len items"
+                )
+            window = F.pad(item_seq, (0, pad))  # (b L)
+        else:
+            window = last_items(item_seq, item_seq_len, self.config.seq_window)  # (b L)
         emb = self.item_embedding(window)  # (b L d)
         features = []
         if self.conv_v is not None:
@@ -132,10 +155,12 @@ class Caser(SequentialRecommender):
         return self.forward(batch["item_seq"], batch["item_seq_len"], **extra).unsqueeze(1)
 
     def reg_loss(self) -> torch.Tensor:
-        """RecBole's L2 term: sum of the L2 norms of the tables and dense/vertical weights."""
+        """RecBole's L2 term: sum of the L2 norms of the tables, dense and conv weights."""
         weights = [self.item_embedding.weight, self.fc1.weight, self.fc2.weight]
         if self.conv_v is not None:
             weights.append(self.conv_v.weight)
+        if self.conv_h is not None:  # reg_loss_conv_h (caser.py:147-155)
+            weights.extend(conv.weight for conv in self.conv_h)
         if self.user_embedding is not None:
             weights.append(self.user_embedding.weight)
         return sum(w.norm(2) for w in weights)

@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import time
 from pathlib import Path
 
@@ -57,6 +58,7 @@ PAPER_DATA_SETTINGS = {
     "amazon-beauty": {"dropout": 0.4, "max_len": 50},
     "kuairand": {"dropout": 0.2, "max_len": 50},
 }
+PAPER_TIE_ORDER = "item"  # same-timestamp items in ascending item id, as RecBole's atomic files
 FALLBACK_PRESET_DATA = "ml-1m"  # every model has an ML-1M preset
 FALLBACK_DATASETS = (*PAPER_DATA_SETTINGS, "ml-100k")  # MovieLens-100K: ML-1M settings as they are
 METRIC_KEYS = [f"{kind}@{k}" for kind in ("hr", "ndcg", "mrr") for k in (10, 20, 50)]
@@ -157,17 +159,45 @@ def subsample_users(split: Split, n_users: int | None, seed: int) -> Split:
     return Split(offsets, split.items[index], split.times[index], split.n_items)
 
 
-def run_one(model: str, dataset, args, seed: int) -> dict:
-    """Train and test one model; returns the JSON record (test metrics at the top level)."""
-    overrides = [f"train.seed={seed}", "train.progress=false"]
+def section_key(data: str, tie_order: str) -> str:
+    """Results key of a dataset and tie order: the paper-comparable tie order (``"item"``,
+    RecBole's atomic files) gets the plain dataset name, others ``"<data>/tie=<order>"``."""
+    return data if tie_order == PAPER_TIE_ORDER else f"{data}/tie={tie_order}"
+
+
+def row_key(model: str, label: str | None) -> str:
+    """A row of the table: the model, or ``"<model> · <label>"`` for a variant."""
+    return model if not label else f"{model} · {label}"
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+def run_one(model: str, dataset, args, seed: int, run_dir: Path) -> dict:
+    """Train (or resume from ``run_dir/last.pt``) and test one model and seed.
+
+    Returns the JSON record of the run (test metrics at the top level, the per-epoch log
+    under ``"log"``). A time-capped run keeps its checkpoints and resumes on the next call.
+    """
+    overrides = [f"train.seed={seed}", "train.progress=false", f"data.tie_order={args.tie_order}"]
     if args.epochs is not None:
         overrides.append(f"train.epochs={args.epochs}")
     overrides += args.set
     config, source = experiment_config(model, args.data, overrides)
     trainer = Trainer(
-        config, dataset=dataset, device=args.device, progress=False, verbose=not args.quiet
+        config,
+        dataset=dataset,
+        output=run_dir,
+        device=args.device,
+        progress=False,
+        verbose=not args.quiet,
     )
     trainer.split = subsample_users(trainer.split, args.eval_users, seed)
+    resumed_from = None
+    if (run_dir / "last.pt").is_file():
+        trainer.resume()
+        resumed_from = trainer.epoch
     budget = None if args.time_budget_min is None else 60.0 * args.time_budget_min
     clock = {"train": 0.0, "mark": time.perf_counter()}
 
@@ -183,7 +213,7 @@ def run_one(model: str, dataset, args, seed: int) -> dict:
 
     trainer.add_callback("on_step_end", on_step)
     trainer.add_callback("on_epoch_end", on_epoch)
-    start, capped = time.perf_counter(), None
+    capped = None
     try:
         result = trainer.fit()
         if not trainer.stopped:
@@ -194,23 +224,31 @@ def run_one(model: str, dataset, args, seed: int) -> dict:
     steps_per_epoch = len(trainer.train_batches)
     if config.train.steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.train.steps_per_epoch)
+    log = trainer.history
     record = {k: result["test"].get(k) for k in METRIC_KEYS}
     record.update(
         {
+            "model": model,
             "epochs": round(trainer.step / steps_per_epoch, 3),
             "steps": trainer.step,
             "steps_per_epoch": steps_per_epoch,
             "best_epoch": trainer.best["epoch"],
-            "train_seconds": round(clock["train"], 1),
-            "total_seconds": round(time.perf_counter() - start, 1),
+            "train_seconds": round(sum(e.get("train_seconds", 0.0) for e in log), 1),
+            "eval_seconds": round(sum(e.get("eval_seconds", 0.0) for e in log), 1),
             "seed": seed,
             "converged": bool(trainer.stopped),
             "capped": capped,
+            "resumed_from_epoch": resumed_from,
             "eval_users": len(trainer.split),
+            "tie_order": config.data.tie_order,
             "objective": config.train.objective,
+            "early_stop": config.train.early_stop,
+            "patience": config.train.patience,
+            "epochs_cap": config.train.epochs,
             "batch_size": config.train.batch_size,
             "max_len": config.max_len,
             "config_source": source,
+            "overrides": overrides[3:],
             "command": args.command,
             "valid": result["valid"],
         }
@@ -218,34 +256,52 @@ def run_one(model: str, dataset, args, seed: int) -> dict:
     return record
 
 
-def average_runs(runs: list[dict]) -> dict:
-    """One record per model: metric means over seeds (the single run itself for one seed)."""
-    if len(runs) == 1:
-        return runs[0]
-    out = dict(runs[0])
-    for key in METRIC_KEYS + ["epochs", "train_seconds", "total_seconds"]:
-        values = [r[key] for r in runs if r.get(key) is not None]
-        out[key] = float(np.mean(values)) if values else None
-    out.update(
-        {
-            "seed": [r["seed"] for r in runs],
-            "converged": all(r["converged"] for r in runs),
-            "runs": runs,
+def summarize(runs: dict[str, dict]) -> dict:
+    """One row from its runs (one per seed): the median of each metric over seeds, with
+    ``spread`` = (min, max); a single run is the row itself."""
+    records = [runs[k] for k in sorted(runs, key=int)]
+    out = {k: v for k, v in records[0].items() if k not in ("valid",)}
+    if len(records) > 1:
+        for key in METRIC_KEYS + ["epochs", "train_seconds", "eval_seconds"]:
+            values = [r[key] for r in records if r.get(key) is not None]
+            out[key] = float(np.median(values)) if values else None
+        out["spread"] = {
+            key: [min(r[key] for r in records), max(r[key] for r in records)] for key in METRIC_KEYS
         }
-    )
+        out["seed"] = [r["seed"] for r in records]
+    out["converged"] = all(r["converged"] for r in records)
+    out["capped"] = next((r["capped"] for r in records if r["capped"]), None)
+    out["runs"] = runs
     return out
+
+
+def finished(record: dict | None, epochs: int | None) -> bool:
+    """A run is done when early stopping ended it, or an epoch cap at least ``epochs`` (None:
+    any); a time-capped run, or one capped below ``epochs``, resumes."""
+    if record is None:
+        return False
+    if record["converged"]:
+        return True
+    return record["capped"] == "epochs" and (epochs is None or record["epochs_cap"] >= epochs)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default="amazon-beauty", help="dataset registry name")
     p.add_argument("--models", default="all", help="'all' or comma-separated registry names")
+    p.add_argument("--label", default=None, help="row variant label, e.g. 'objective=last'")
+    p.add_argument(
+        "--tie-order",
+        default=PAPER_TIE_ORDER,
+        choices=("file", "item", "random"),
+        help="order of same-timestamp interactions (data.tie_order)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="cap on epochs (default: the preset's)")
     p.add_argument(
         "--time-budget-min",
         type=float,
         default=None,
-        help="cap on training minutes per model and seed (evaluation not counted)",
+        help="cap on training minutes per run in this call (a capped run resumes next call)",
     )
     p.add_argument(
         "--eval-users",
@@ -259,7 +315,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], help="extra override, e.g. train.lr=1e-3")
     p.add_argument("--data-dir", default=None, help="raw data folder (else SSMLAB_DATA_DIR)")
     p.add_argument("--out", default=str(HERE / "results"), help="results folder")
-    p.add_argument("--note", default=None, help="free text stored with this dataset's results")
+    p.add_argument(
+        "--runs",
+        default=str(HERE.parent / "runs" / "reproduce"),
+        help="checkpoint folders (resumed when present)",
+    )
+    p.add_argument("--rerun", action="store_true", help="train rows again that are finished")
+    p.add_argument("--reset", action="store_true", help="drop this section's rows before running")
+    p.add_argument("--note", default=None, help="free text stored with this section's results")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.add_argument(
         "--render-only",
@@ -279,8 +342,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _write(results: dict, out: Path) -> None:
+    path = out / "reproduction.json"
+    tmp = path.with_name(".reproduction.json.tmp")
+    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    tmp.replace(path)
+    (out / "reproduction.md").write_text(markdown(results))
+
+
 def main(argv: list[str] | None = None) -> dict:
-    """Run the models of ``--models`` on ``--data``; write and return the merged results."""
+    """Run every (model, seed) of ``--models`` x ``--seeds`` on ``--data`` that is not done yet.
+
+    Each finished run is written at once (``reproduction.json``/``.md`` and its per-epoch log
+    under ``<out>/logs/``), so the table can be built in parts; a run interrupted or capped by
+    ``--time-budget-min`` resumes from its last checkpoint in ``--runs``.
+    """
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -291,45 +367,48 @@ def main(argv: list[str] | None = None) -> dict:
     if args.render_only:
         (out / "reproduction.md").write_text(markdown(results))
         return results
-    dataset = load_dataset(args.data, data_dir=args.data_dir)
+    key = section_key(args.data, args.tie_order)
+    dataset = load_dataset(args.data, data_dir=args.data_dir, tie_order=args.tie_order)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    section = results.setdefault(args.data, {})
-    earlier = results.get("settings", {}).get(args.data, {}).get("command")
-    for record in section.values():  # files from before records carried their command
-        record.setdefault("command", earlier)
-    machine = {**machine_info(device), **git_info(), "load_avg_start": list(os.getloadavg())}
+    if args.reset:
+        results.pop(key, None)
+    section = results.setdefault(key, {})
     args.command = shlex.join(["python", "benchmarks/reproduce.py", *(argv or [])])
-    settings = {
-        "command": args.command,
-        "epochs_cap": args.epochs,
-        "time_budget_min": args.time_budget_min,
-        "eval_users": args.eval_users,
-        "device": device,
-        "seeds": args.seeds,
-        "overrides": args.set,
-        "machine": machine,
-        "note": args.note or results.get("settings", {}).get(args.data, {}).get("note"),
-    }
-    results.setdefault("settings", {})[args.data] = settings
+    settings = results.setdefault("settings", {}).setdefault(key, {})
+    settings["machine"] = {**machine_info(device), **git_info()}
+    if args.note:
+        settings["note"] = args.note
     results["machine"] = settings["machine"]["device_name"]
+    results["notes"] = NOTES
     for model in args.models:
-        runs = []
+        row = row_key(model, args.label)
+        runs = section.get(row, {}).get("runs", {})
         for seed in args.seeds:
-            print(f"== {args.data} {model} seed {seed}", flush=True)
-            runs.append(run_one(model, dataset, args, seed))
-            r = runs[-1]
+            done = finished(runs.get(str(seed)), args.epochs)
+            if done and not args.rerun:
+                print(f"== {key} | {row} | seed {seed}: done, skipped", flush=True)
+                continue
+            run_dir = Path(args.runs) / _slug(key) / _slug(row) / f"seed{seed}"
+            if done:  # --rerun
+                shutil.rmtree(run_dir, ignore_errors=True)
+            print(f"== {key} | {row} | seed {seed}", flush=True)
+            record = run_one(model, dataset, args, seed, run_dir)
+            logs = out / "logs" / _slug(key)
+            logs.mkdir(parents=True, exist_ok=True)
+            log_name = f"{_slug(row)}-seed{seed}.jsonl"
+            log = run_dir / "log.jsonl"  # none when a time cap came inside the first epoch
+            (logs / log_name).write_text(log.read_text() if log.is_file() else "")
+            record["log"] = f"logs/{_slug(key)}/{log_name}"
+            runs[str(seed)] = record
+            section[row] = summarize(runs)
+            settings["machine"]["load_avg_end"] = list(os.getloadavg())
+            _write(results, out)
             print(
-                f"   test ndcg@10 {r['ndcg@10']:.4f} hr@10 {r['hr@10']:.4f} "
-                f"({r['epochs']} epochs, {r['train_seconds']} s)",
+                f"   test ndcg@10 {record['ndcg@10']:.4f} hr@10 {record['hr@10']:.4f} "
+                f"({record['epochs']} epochs, {record['train_seconds']} s training)",
                 flush=True,
             )
-        section[model] = average_runs(runs)
-        results["notes"] = NOTES
-        machine["load_avg_end"] = list(os.getloadavg())
-        tmp = path.with_name(".reproduction.json.tmp")  # written after every model
-        tmp.write_text(json.dumps(results, indent=1) + "\n")
-        tmp.replace(path)
-        (out / "reproduction.md").write_text(markdown(results))
+    _write(results, out)
     print(f"wrote {path} and reproduction.md")
     return results
 
@@ -349,90 +428,88 @@ def _short(metric: str) -> str:
     return f"{SHORT[kind]}@{k}"
 
 
-def _load(values) -> str:
-    return "?" if not values else "/".join(f"{v:.1f}" for v in values)
-
-
 def _fmt(value) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
 def _gap(ours, paper) -> str:
-    return "–" if ours is None or not paper else f"{100 * (ours - paper) / paper:+.0f}%"
+    return "–" if ours is None or not paper else f"{100 * (ours - paper) / paper:+.1f}%"
+
+
+def _stopped(r: dict) -> str:
+    return "early stop" if r.get("converged") else f"{r.get('capped')} cap"
 
 
 def markdown(results: dict) -> str:
-    """The report: per dataset our table, the paper's with relative gaps, and a ranking."""
-    datasets = [k for k in results if k not in ("machine", "notes", "settings")]
+    """The report: per section our table, the paper's with relative gaps, and a ranking."""
+    sections = [k for k in results if k not in ("machine", "notes", "settings")]
     lines = [
         "# Reproduction of TiM4Rec Table 3",
         "",
         (
             "Test-set full ranking (leave-one-out; R@K = HR@K = Recall@K for one target, N = "
             "NDCG, M = MRR) of the weights with the best valid NDCG@10. Paper numbers: "
-            "[TiM4Rec Table 3] (ML-1M, Amazon-Beauty, KuaiRand; 64 d, 2 layers)."
+            "[TiM4Rec Table 3] (ML-1M, Amazon-Beauty, KuaiRand; 64 d, 2 layers). Written by "
+            "`benchmarks/reproduce.py`; each row's command, settings and per-epoch log (valid "
+            "metrics, train and eval seconds) are in `reproduction.json` and `logs/`."
         ),
         "",
     ]
-    for data in datasets:
-        models = results[data]
-        s = results.get("settings", {}).get(data, {})
+    for key in sections:
+        rows = results[key]
+        s = results.get("settings", {}).get(key, {})
         m = s.get("machine", {})
-        capped = [k for k, r in models.items() if not r.get("converged")]
+        data = key.split("/")[0]
+        capped = [k for k, r in rows.items() if not r.get("converged")]
         lines += [
-            f"## {data}",
+            f"## {key}",
             "",
             (
-                f"Command: `{s.get('command', '?')}` · device {m.get('device_name', '?')} · "
-                f"{m.get('cores', '?')} cores · torch {m.get('torch', '?')} · "
-                f"{m.get('date', '?')} · git {str(m.get('git_commit'))[:12]}"
-                f"{' (uncommitted changes)' if m.get('git_dirty') else ''} · load average "
-                f"{_load(m.get('load_avg_start'))} at start, {_load(m.get('load_avg_end'))} "
-                "at end"
+                f"Machine: {m.get('device_name', '?')} · {m.get('cores', '?')} cores · torch "
+                f"{m.get('torch', '?')} · last written {m.get('date', '?')} · git "
+                f"{str(m.get('git_commit'))[:12]}"
+                f"{' (uncommitted changes)' if m.get('git_dirty') else ''}"
             ),
             "",
         ]
         if capped:
             which = ", ".join(
-                f"{k} ({models[k].get('capped')} cap, {models[k].get('epochs')} epochs)"
-                for k in capped
+                f"{k} ({rows[k].get('capped')} cap, {rows[k].get('epochs')} epochs)" for k in capped
             )
             lines += [
                 (
                     f"**Capped, not converged**: {which}. Their numbers are snapshots of "
-                    "unfinished training, not a verdict on the implementation. Full runs: "
-                    f"`python benchmarks/reproduce.py --data {data} --device cuda` (preset "
-                    "epochs and early stopping, all users)."
+                    "unfinished training, not a verdict on the implementation."
                 ),
                 "",
             ]
         if s.get("note"):
             lines += [s["note"], ""]
-        commands = {r["command"] for r in models.values() if r.get("command")} - {s.get("command")}
-        if commands:  # models of this dataset written by earlier invocations
-            lines += [
-                "Other models of this table were written by:",
-                "",
-                *[
-                    f"- `{c}`: " + ", ".join(n for n, r in models.items() if r.get("command") == c)
-                    for c in sorted(commands)
-                ],
-                "",
-            ]
-        head = "| model | " + " | ".join(_short(k) for k in METRIC_KEYS)
+        head = "| row | " + " | ".join(_short(k) for k in METRIC_KEYS)
         lines += [
             "### Ours",
             "",
-            head + " | epochs | train s | stopped by |",
-            "| --- |" + " ---: |" * (len(METRIC_KEYS) + 2) + " --- |",
+            "Several seeds: the median, with (min–max) of N@10 under the table.",
+            "",
+            head + " | seeds | epochs | train s | objective | tie order | stopped by |",
+            "| --- |" + " ---: |" * (len(METRIC_KEYS) + 3) + " --- | --- | --- |",
         ]
-        for name, r in models.items():
-            stop = "early stop" if r.get("converged") else f"{r.get('capped')} cap"
+        for name, r in rows.items():
+            seeds = r.get("seed")
             lines.append(
                 f"| {name} | "
                 + " | ".join(_fmt(r.get(k)) for k in METRIC_KEYS)
-                + f" | {r.get('epochs')} | {r.get('train_seconds')} | {stop} |"
+                + f" | {len(seeds) if isinstance(seeds, list) else 1} | {r.get('epochs')} | "
+                f"{r.get('train_seconds')} | {r.get('objective')} | {r.get('tie_order', '?')} | "
+                f"{_stopped(r)} |"
             )
+        spreads = [
+            f"{name}: N@10 {_fmt(r['spread']['ndcg@10'][0])}–{_fmt(r['spread']['ndcg@10'][1])}"
+            for name, r in rows.items()
+            if r.get("spread")
+        ]
+        if spreads:
+            lines += ["", "Spread over seeds (min–max): " + "; ".join(spreads) + "."]
         paper = PAPER_TABLE3.get(data)
         if paper:
             lines += [
@@ -442,26 +519,18 @@ def markdown(results: dict) -> str:
                 head + " |",
                 "| --- |" + " ---: |" * len(METRIC_KEYS),
             ]
-            for name in [n for n in _TABLE3_COLUMNS if n in models] + [
-                n for n in models if n not in _TABLE3_COLUMNS
-            ]:
-                ref = paper.get(name)
-                cells = (
-                    [
-                        "no paper number"
-                        if ref is None
-                        else f"{ref[k]:.4f} ({_gap(models[name].get(k), ref[k])})"
-                        for k in METRIC_KEYS
-                    ]
-                    if ref
-                    else ["–"] * len(METRIC_KEYS)
-                )
-                label = name + ("" if ref else " (not in Table 3)")
-                lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        order = sorted(models, key=lambda n: -(models[n].get("ndcg@10") or 0))
+            for name, r in rows.items():
+                ref = paper.get(r.get("model", name))
+                if ref is None:
+                    lines.append(f"| {name} (not in Table 3) | " + " | ".join(["–"] * 9) + " |")
+                    continue
+                cells = [f"{ref[k]:.4f} ({_gap(r.get(k), ref[k])})" for k in METRIC_KEYS]
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        order = sorted(rows, key=lambda n: -(rows[n].get("ndcg@10") or 0))
         lines += ["", "Ranking by test N@10 (ours): " + " > ".join(order)]
         if paper:
-            ref_order = sorted([n for n in order if n in paper], key=lambda n: -paper[n]["ndcg@10"])
+            models = {rows[n].get("model", n): n for n in order if rows[n].get("model", n) in paper}
+            ref_order = sorted(models, key=lambda n: -paper[n]["ndcg@10"])
             lines.append("Ranking by N@10 (paper, same models): " + " > ".join(ref_order))
         lines.append("")
     lines += [f"Notes: {results.get('notes', '')}", ""]

@@ -33,6 +33,8 @@ from typing import Any
 import torch
 import yaml
 
+from ssmlab.data import load_dataset
+from ssmlab.data.preprocess import TIE_ORDERS
 from ssmlab.models import get_model_class
 from ssmlab.models.base import ModelConfig
 
@@ -68,6 +70,8 @@ class DataConfig:
     name: str = "toy"  # registry name: toy, ml-1m, amazon-beauty, kuairand, ml-100k, csv:PATH
     data_dir: str | None = None  # raw-data folder (else SSMLAB_DATA_DIR, see ssmlab.data)
     max_len: int | None = None  # longest history fed to the model; None: the model's max_len
+    tie_order: str = "file"  # order of same-timestamp interactions: file, item, random
+    tie_seed: int = 0  # seed of tie_order "random"
 
     def __post_init__(self):
         if not self.name:
@@ -76,6 +80,14 @@ class DataConfig:
             self.name = "csv:" + os.path.abspath(os.path.expanduser(self.name[4:]))
         if self.max_len is not None and self.max_len <= 0:
             raise ConfigError(f"data.max_len must be > 0 or None, got {self.max_len}")
+        if self.tie_order not in TIE_ORDERS:
+            raise ConfigError(f"data.tie_order must be one of {TIE_ORDERS}, got {self.tie_order!r}")
+
+    def load(self):
+        """The ``ssmlab.data.Dataset`` this section describes."""
+        return load_dataset(
+            self.name, data_dir=self.data_dir, tie_order=self.tie_order, tie_seed=self.tie_seed
+        )
 
 
 @dataclass
@@ -87,7 +99,9 @@ class TrainConfig:
     batch_size: int = 256  # training rows per step (per process under torchrun)
     eval_batch_size: int = 256  # users per evaluation batch
     epochs: int = 100  # upper bound on training epochs
-    patience: int | None = 10  # epochs without a better valid metric before stopping; None: never
+    patience: int | None = 10  # evaluations without a better valid metric; None: never stop
+    early_stop: str = "strict"  # "strict": better = larger; "recbole": RecBole 1.2's rule
+    # (metric rounded to 4 decimals, ties count as better, stop after patience + 1 bad evaluations)
     objective: str | None = None  # "last" (prefix augmentation), "all" (every position), or a
     # model-specific one; None: "all" on toy, else "last", when the model supports it; else
     # the model's first objective
@@ -104,6 +118,7 @@ class TrainConfig:
     find_unused_parameters: bool = False  # DDP option for models with branches unused by a loss
     divergence_factor: float | None = 10.0  # stop when a step's loss exceeds this many times
     # chance level, max(ln n_items, 1) (see Trainer._check_loss); None: stop on NaN/inf only
+    bucket: bool = True  # batch rows of equal length together (almost no padding)
 
     def __post_init__(self):
         positive = {
@@ -127,6 +142,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"train.{name} must be > 0 or None, got {value}")
+        if self.early_stop not in ("strict", "recbole"):
+            raise ConfigError(
+                f"train.early_stop must be 'strict' or 'recbole', got {self.early_stop!r}"
+            )
         if not self.ks or any(k <= 0 for k in self.ks):
             raise ConfigError(f"train.ks must be positive cut-offs, got {self.ks}")
         self.ks = tuple(sorted(set(self.ks)))

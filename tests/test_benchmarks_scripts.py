@@ -40,7 +40,7 @@ def test_paper_table3_transcription():
                 assert row[f"{kind}@10"] <= row[f"{kind}@20"] <= row[f"{kind}@50"], (data, model)
 
 
-def test_reproduce_toy_schema(tmp_path):
+def test_reproduce_toy_schema(tmp_path, capsys):
     reproduce = _load_reproduce()
     args = [
         "--data",
@@ -59,23 +59,51 @@ def test_reproduce_toy_schema(tmp_path):
         "200",
         "--out",
         str(tmp_path),
+        "--runs",
+        str(tmp_path / "runs"),
         "--quiet",
     ]
     reproduce.main(args)
-    # a second dataset run merges into the same file
+    # finished rows are skipped when the command is run again
     reproduce.main([*args[:3], "gru4rec", *args[4:]])
+    assert "gru4rec | seed 0: done, skipped" in capsys.readouterr().out
     data = json.loads((tmp_path / "reproduction.json").read_text())
     assert {"toy", "machine", "notes", "settings"} <= set(data)
     assert set(data["toy"]) == {"gru4rec", "sasrec"}
-    for record in data["toy"].values():
+    for name, record in data["toy"].items():
         for key in METRICS:
             assert 0.0 <= record[key] <= 1.0 and math.isfinite(record[key])
         assert record["epochs"] == 1.0 and record["steps"] == 2
         assert record["converged"] is False and record["capped"] == "epochs"
         assert record["seed"] == 0 and record["eval_users"] == 200
-        assert record["train_seconds"] >= 0
+        assert record["train_seconds"] >= 0 and record["tie_order"] == "item"
+        log = (tmp_path / record["runs"]["0"]["log"]).read_text().splitlines()
+        assert len(log) == 1 and json.loads(log[0])["train_seconds"] >= 0, name
     md = (tmp_path / "reproduction.md").read_text()
     assert "## toy" in md and "Capped, not converged" in md and "| gru4rec |" in md
+
+
+def test_reproduce_resumes_and_summarizes_seeds(tmp_path):
+    """A time-capped run resumes from its checkpoint; several seeds give a median row."""
+    reproduce = _load_reproduce()
+    base = ["--data", "toy", "--models", "gru4rec", "--threads", "1", "--quiet"]
+    base += ["--set", "model.d_model=8", "--set", "train.steps_per_epoch=2", "--eval-users", "50"]
+    base += ["--out", str(tmp_path), "--runs", str(tmp_path / "runs"), "--tie-order", "file"]
+    key = "toy/tie=file"
+    reproduce.main([*base, "--epochs", "3", "--time-budget-min", "0.00001"])
+    first = json.loads((tmp_path / "reproduction.json").read_text())[key]["gru4rec"]
+    assert first["capped"] == "time" and first["steps"] == 1
+    reproduce.main([*base, "--epochs", "1"])  # the time-capped run is not finished: trained
+    first = json.loads((tmp_path / "reproduction.json").read_text())[key]["gru4rec"]
+    assert first["capped"] == "epochs" and first["steps"] == 2
+    reproduce.main([*base, "--epochs", "3", "--seeds", "0,1"])  # seed 0 resumes at epoch 1
+    rows = json.loads((tmp_path / "reproduction.json").read_text())[key]
+    row = rows["gru4rec"]
+    assert row["runs"]["0"]["resumed_from_epoch"] == 1
+    assert row["runs"]["0"]["steps"] == 6 and row["runs"]["1"]["steps"] == 6
+    assert row["seed"] == [0, 1] and set(row["spread"]) >= set(METRICS)
+    lo, hi = row["spread"]["ndcg@10"]
+    assert lo <= row["ndcg@10"] <= hi
 
 
 def test_subsample_users_keeps_whole_sequences():

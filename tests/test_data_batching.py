@@ -48,13 +48,14 @@ def test_last_objective_prefix_rows_exact():
     assert all(v.dtype == torch.int64 for v in batch.values())
 
 
-def test_all_objective_truncates_to_max_len_plus_one():
+def test_all_objective_cuts_long_sequences_into_windows():
     split = small_split()
     batch = next(iter(split.train_batches("all", batch_size=10, max_len=3, shuffle=False)))
     assert set(batch) == PADDED_ALL
-    assert batch["item_seq"].tolist() == [[2, 3, 4]]  # train 1..5: last 4 items 2..5
-    assert batch["targets"].tolist() == [[3, 4, 5]]
-    assert batch["target_times"].tolist() == [[30, 40, 50]]
+    # train 1..5: inputs 1..4 in windows of 3 aligned at the end -> [1], [2, 3, 4]
+    assert batch["item_seq"].tolist() == [[1, 0, 0], [2, 3, 4]]
+    assert batch["targets"].tolist() == [[2, 0, 0], [3, 4, 5]]
+    assert batch["target_times"].tolist() == [[20, 0, 0], [30, 40, 50]]
     whole = next(iter(split.train_batches("all", max_len=None, shuffle=False)))
     assert whole["item_seq"].tolist() == [[1, 2, 3, 4]]
     assert whole["targets"].tolist() == [[2, 3, 4, 5]]
@@ -181,7 +182,9 @@ def test_time_deltas_query_gaps_and_features():
     )
     assert extra["query_gap"].tolist() == pytest.approx([1.0, 0.1])
     train = next(iter(split.train_batches("all", max_len=3, shuffle=False)))
-    assert add_time_features(train, "raw")["query_gap"].tolist() == [[10.0, 10.0, 10.0]]
+    # windows [1], [2, 3, 4] of user 1: the gap to each target, 0 at padding
+    gaps = [[10.0, 0.0, 0.0], [10.0, 10.0, 10.0]]
+    assert add_time_features(train, "raw")["query_gap"].tolist() == gaps
 
 
 def test_time_deltas_agree_with_ssm_when_available():
@@ -191,3 +194,61 @@ def test_time_deltas_agree_with_ssm_when_available():
     assert torch.equal(
         ssm.time_deltas(time_seq, seq_idx=seq_idx).long(), time_deltas(time_seq, seq_idx=seq_idx)
     )
+
+
+@pytest.mark.parametrize("max_len", [1, 2, 3, 5, None])
+def test_all_windows_train_every_prefix_target_once(max_len):
+    """The all-positions windows hold exactly the targets of RecBole's prefix rows."""
+    toy = load_dataset("toy", n_users=60, seed=3).split()
+    prefix = toy.train_batches("last", batch_size=10_000, max_len=max_len, shuffle=False)
+    windows = toy.train_batches("all", batch_size=10_000, max_len=max_len, shuffle=False)
+    expected = np.sort(prefix.target)
+    (batch,) = list(windows)
+    real = batch["targets"] != 0
+    flat = windows.row_start[:, None] + 1 + np.arange(batch["targets"].shape[1])[None]
+    assert np.array_equal(np.sort(flat[real.numpy()]), expected)
+    assert (batch["item_seq_len"] <= (max_len or 10**9)).all()
+
+
+@pytest.mark.parametrize("objective", ["all", "last"])
+def test_bucketed_batches_same_rows_little_padding_deterministic(objective):
+    toy = load_dataset("toy", n_users=300, seed=5).split()
+
+    def epoch(seed, bucket):
+        batches = toy.train_batches(objective, batch_size=32, max_len=20, seed=seed, bucket=bucket)
+        return batches, [b["item_seq"] for b in batches]
+
+    plain, plain_rows = epoch(0, False)
+    bucketed, rows = epoch(0, True)
+    _, again = epoch(0, True)
+    _, other = epoch(1, True)
+    assert len(bucketed) == len(plain) == len(rows)
+    assert all(torch.equal(a, b) for a, b in zip(rows, again, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(rows, other, strict=True))
+
+    def multiset(seqs):
+        return sorted(tuple(r[r != 0].tolist()) for s in seqs for r in s)
+
+    assert multiset(rows) == multiset(plain_rows)
+    tokens = bucketed.tokens()
+    assert tokens["real"] == plain.tokens()["real"]
+    assert tokens["processed"] <= 1.25 * tokens["real"] < plain.tokens()["processed"]
+
+
+def test_bucketed_batches_split_across_ranks():
+    toy = load_dataset("toy", n_users=200, seed=5).split()
+    shards = [
+        toy.train_batches("all", batch_size=16, seed=3, num_replicas=2, rank=r, bucket=True)
+        for r in (0, 1)
+    ]
+    seen = [{tuple(r.tolist()) for b in shard for r in b["item_seq"]} for shard in shards]
+    assert len(shards[0]) == len(shards[1]) > 0
+    assert not seen[0] & seen[1]
+
+
+def test_eval_bucket_orders_by_length_same_rows():
+    split = load_dataset("toy", n_users=100, seed=2).split()
+    plain = next(iter(split.eval_batches("test", batch_size=1000, max_len=20)))
+    by_len = next(iter(split.eval_batches("test", batch_size=1000, max_len=20, bucket=True)))
+    assert torch.equal(by_len["item_seq_len"], plain["item_seq_len"].sort(stable=True).values)
+    assert sorted(by_len["target"].tolist()) == sorted(plain["target"].tolist())

@@ -31,15 +31,28 @@ def last_rows(starts: np.ndarray, ends: np.ndarray, max_len: int | None):
 
 
 def all_rows(starts: np.ndarray, ends: np.ndarray, max_len: int | None):
-    """All-positions rows: inputs ``[s', e-1)`` predict ``[s'+1, e)``, s' = max(s, e-1-max_len).
+    """All-positions rows: every position of a window predicts the next item.
 
-    Users whose training slice has fewer than 2 items give no row.
-    Shapes: (u,), (u,) -> row_start, row_len (r,)
+    A training slice ``[s, e)`` has the targets ``s+1 .. e-1`` (the RecBole prefix targets).
+    Its inputs ``[s, e-1)`` are cut into windows of ``max_len`` aligned at the end: the last
+    window is ``[e-1-max_len, e-1)``, the one before ``[e-1-2*max_len, e-1-max_len)``, and the
+    first may be shorter. So every target is trained exactly once per epoch, as in RecBole.
+    Difference from RecBole's prefix rows: a target at position j of a window sees only the j
+    items of its window as history, not the ``max_len`` items before it (only the users with
+    more than ``max_len + 1`` training items have a second window).
+    ``max_len=None`` gives one row per user. Users with fewer than 2 training items give none.
+    Shapes: (u,), (u,) -> row_start, row_len (r,), windows of a user in time order.
     """
-    keep = ends - starts >= 2
-    starts, ends = starts[keep], ends[keep]
-    row_start = starts if max_len is None else np.maximum(starts, ends - 1 - max_len)
-    return row_start, ends - 1 - row_start
+    n_inputs = ends - starts - 1  # (u) inputs = targets per user
+    keep = n_inputs >= 1
+    starts, n_inputs = starts[keep], n_inputs[keep]
+    if max_len is None:
+        return starts, n_inputs
+    windows = -(-n_inputs // max_len)  # ceil
+    k = np.repeat(windows, windows) - 1 - _ranges(windows)  # (r) windows from the end: 0 = last
+    row_end = np.repeat(starts + n_inputs, windows) - k * max_len
+    row_start = np.maximum(np.repeat(starts, windows), row_end - max_len)
+    return row_start, row_end - row_start
 
 
 def eval_rows(starts: np.ndarray, target: np.ndarray, max_len: int | None):

@@ -125,6 +125,8 @@ def load_dataset(
     sep: str = ",",
     header: bool = True,
     time_unit: str = "s",
+    tie_order: str = "file",
+    tie_seed: int = 0,
     **options,
 ) -> Dataset:
     """Load, preprocess (k-core, ids 1..n, stable time order) and cache a dataset.
@@ -142,6 +144,9 @@ def load_dataset(
             names (default ``("user_id", "item_id", "timestamp")``; with ``header=False`` the
             0-based column positions, e.g. ``(0, 1, 3)``), separator, header line, and whether
             times are seconds (``"s"``) or milliseconds (``"ms"``).
+        tie_order, tie_seed: order of a user's interactions with equal timestamps: ``"file"``
+            (file order), ``"item"`` (ascending original item id) or ``"random"`` (seeded);
+            see :mod:`ssmlab.data.preprocess`. The toy generator has no equal timestamps.
         options: ``toy``: arguments of :func:`ssmlab.data.toy.make_toy`; ``kuairand``:
             ``logs="first"|"all"``, ``clicks_only=False`` (see ``ssmlab.data.registry``).
     """
@@ -173,6 +178,7 @@ def load_dataset(
         "min_item_inter": min_item_inter,
         "options": options,
         "csv": [columns, sep, header, time_unit],
+        "tie_order": [tie_order, tie_seed if tie_order == "random" else None],
     }
     key = prep.cache_key({"name": slug, "files": checked, "settings": settings})
     folder = sources.cache_root(data_dir, cache_dir) / slug / key
@@ -180,9 +186,10 @@ def load_dataset(
     if cached is not None:
         processed, meta = cached
         meta["cache_hit"] = True
+        meta["files"] = [[str(p), m, h] for (_, m, h), (_, p) in zip(checked, files, strict=True)]
         return Dataset(name, processed, meta)
     raw_table = parse() if parse else registry.parse(files, **options)
-    processed = prep.preprocess(raw_table, min_user_inter, min_item_inter)
+    processed = prep.preprocess(raw_table, min_user_inter, min_item_inter, tie_order, tie_seed)
     meta = {
         "files": [[str(p), m, h] for (_, m, h), (_, p) in zip(checked, files, strict=True)],
         "settings": settings,

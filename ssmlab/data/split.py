@@ -79,13 +79,18 @@ class Split:
         pad_to: str = "batch",
         num_replicas: int = 1,
         rank: int = 0,
+        bucket: bool = False,
     ) -> TrainBatches:
-        """Training batches for ``objective`` ``"all"`` (padded, a target per position),
-        ``"last"`` (RecBole prefix augmentation, one target per row) or ``"packed"``
-        (variable-length, per-token targets; ``max_len=None`` keeps whole sequences).
+        """Training batches for ``objective`` ``"all"`` (padded, a target per position, long
+        sequences cut into windows of ``max_len``), ``"last"`` (RecBole prefix augmentation,
+        one target per row) or ``"packed"`` (variable-length, per-token targets;
+        ``max_len=None`` keeps whole sequences).
 
         ``max_tokens`` (packed only) caps the tokens of a batch. ``num_replicas``/``rank``
         give each DDP process its share of every epoch's batches (same count on every rank).
+        ``bucket``: rows of equal length go together (a shuffled order sorted stably by
+        length, cut into batches, the batches shuffled), so a padded batch holds almost no
+        padding; the order is still random within each length and across batches.
         """
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -107,14 +112,15 @@ class Split:
             self,
             objective,
             rows,
-            batch_size,
-            max_len,
-            shuffle,
-            generator,
-            max_tokens,
-            pad_to,
-            num_replicas,
-            rank,
+            batch_size=batch_size,
+            max_len=max_len,
+            shuffle=shuffle,
+            generator=generator,
+            max_tokens=max_tokens,
+            pad_to=pad_to,
+            num_replicas=num_replicas,
+            rank=rank,
+            bucket=bucket,
         )
 
     def eval_batches(
@@ -123,12 +129,17 @@ class Split:
         batch_size: int = 1024,
         max_len: int | None = 50,
         packed: bool = False,
+        bucket: bool = False,
     ) -> EvalBatches:
-        """Evaluation rows of ``stage`` (``"valid"`` or ``"test"``), in user order."""
+        """Evaluation rows of ``stage`` (``"valid"`` or ``"test"``), in user order, or with
+        ``bucket`` ordered by history length (less padding; mean metrics do not change)."""
         if stage not in ("valid", "test"):
             raise ValueError(f"stage must be 'valid' or 'test', got {stage!r}")
         target = self.train_ends if stage == "valid" else self.train_ends + 1
         rows = batching.eval_rows(self.starts, target, max_len)
+        if bucket:
+            order = np.argsort(rows[1], kind="stable")
+            rows = tuple(r[order] for r in rows)
         return EvalBatches(self, rows, batch_size, packed)
 
 
@@ -140,6 +151,7 @@ class TrainBatches:
         split,
         objective,
         rows,
+        *,
         batch_size,
         max_len,
         shuffle,
@@ -148,24 +160,31 @@ class TrainBatches:
         pad_to,
         num_replicas,
         rank,
+        bucket,
     ):
         self.split, self.objective = split, objective
         self.row_start, self.row_len, self.target = rows
         self.batch_size, self.max_len, self.shuffle = batch_size, max_len, shuffle
         self.generator, self.max_tokens, self.pad_to = generator, max_tokens, pad_to
-        self.num_replicas, self.rank = num_replicas, rank
+        self.num_replicas, self.rank, self.bucket = num_replicas, rank, bucket
 
     @property
     def n_rows(self) -> int:
         return len(self.row_start)
 
-    def _groups(self, order: np.ndarray) -> list[np.ndarray]:
+    def _groups(self, order: np.ndarray, shuffle: bool = False) -> list[np.ndarray]:
+        """Batches of this rank, in the order they are served (``shuffle``: bucketed batches
+        in a random order drawn from ``generator``)."""
+        if self.bucket:
+            order = order[np.argsort(self.row_len[order], kind="stable")]
         tokens = self.max_tokens if self.objective == "packed" else None
         groups = batching.group_rows(order, self.row_len, self.batch_size, tokens)
+        if self.bucket and shuffle:
+            groups = [groups[i] for i in torch.randperm(len(groups), generator=self.generator)]
+        if self.num_replicas == 1:
+            return groups
         per_rank = len(groups) // self.num_replicas
-        return (
-            groups[self.rank :: self.num_replicas][:per_rank] if self.num_replicas > 1 else groups
-        )
+        return groups[self.rank :: self.num_replicas][:per_rank]
 
     def __len__(self) -> int:
         return len(self._groups(np.arange(self.n_rows)))
@@ -176,20 +195,28 @@ class TrainBatches:
         else:
             order = np.arange(self.n_rows)
         width = self.max_len if self.pad_to == "max_len" else None
-        for group in self._groups(order):
+        for group in self._groups(order, shuffle=self.shuffle):
             start, length = self.row_start[group], self.row_len[group]
             target = None if self.target is None else self.target[group]
             if self.objective == "packed":
                 yield batching.packed_batch(self.split.items, self.split.times, start, length)
             else:
                 yield batching.padded_batch(
-                    self.split.items,
-                    self.split.times,
-                    start,
-                    length,
-                    target,
-                    width if width else None,
+                    self.split.items, self.split.times, start, length, target, width
                 )
+
+    def tokens(self) -> dict[str, int]:
+        """Real tokens and tokens processed (padding included) in one epoch of this rank."""
+        real = processed = 0
+        for group in self._groups(np.arange(self.n_rows)):
+            length = self.row_len[group]
+            real += int(length.sum())
+            if self.objective == "packed":
+                processed += int(length.sum())
+            else:
+                width = self.max_len if self.pad_to == "max_len" else int(length.max())
+                processed += width * len(group)
+        return {"real": real, "processed": processed}
 
 
 class EvalBatches:

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssmlab.layers.linear_ce import linear_cross_entropy
+
 OBJECTIVES = ("last", "all")
 
 
@@ -84,11 +86,26 @@ class SequentialRecommender(nn.Module):
             batch["time_seq"] = time_seq
         return gather_last(self.encode(batch), item_seq_len)
 
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What hidden states are scored against: item vectors (n_items + 1, d) and an optional
+        bias (n_items + 1,); row 0 is padding. Default: the (tied) item embedding, no bias."""
+        return self.item_embedding.weight, None
+
     def scores(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Dot product with every item embedding. Shapes: (..., d) -> (..., n_items + 1)."""
-        logits = hidden @ self.item_embedding.weight.T
+        """Dot product with every item vector (+ bias). Shapes: (..., d) -> (..., n_items + 1),
+        column 0 (padding) = -inf."""
+        weight, bias = self.output_layer()
+        logits = F.linear(hidden, weight, bias)
         logits[..., 0] = float("-inf")
         return logits
+
+    def cross_entropy(self, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean CE of ``scores(hidden)`` against ``target`` over items 1..n_items (padding is
+        never a class), without materializing the scores (``ssmlab.layers.linear_ce``).
+        Shapes: (t, d), (t,) ids in 1..n_items -> scalar."""
+        weight, bias = self.output_layer()
+        bias = None if bias is None else bias[1:]
+        return linear_cross_entropy(hidden, weight[1:], target - 1, bias)
 
     def calculate_loss(
         self, batch: dict[str, torch.Tensor], objective: str = "last"
@@ -106,11 +123,11 @@ class SequentialRecommender(nn.Module):
             hidden = self.forward(
                 batch["item_seq"], batch["item_seq_len"], batch.get("time_seq"), **_extras(batch)
             )
-            return F.cross_entropy(self.scores(hidden), batch["target"])
+            return self.cross_entropy(hidden, batch["target"])
         hidden = self.encode(batch)  # (b l d)
         targets = batch["targets"]  # (b l), 0 at padding
         keep = targets != 0  # score only the positions with a target: padding costs nothing
-        return F.cross_entropy(self.scores(hidden[keep]), targets[keep])  # (t n) vs (t)
+        return self.cross_entropy(hidden[keep], targets[keep])  # (t d) vs (t)
 
     @torch.no_grad()
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -166,11 +166,6 @@ class LRURec(SequentialRecommender):
             x = ffn(layer(x, mask, scan=scan))
         return x
 
-    def scores(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Dot product with every item embedding plus the item bias.
-
-        Shapes: (..., d) -> (..., n_items + 1), column 0 = -inf.
-        """
-        logits = hidden @ self.item_embedding.weight.T + self.output_bias
-        logits[..., 0] = float("-inf")
-        return logits
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item embeddings (n_items + 1, d) plus the per-item output bias (n_items + 1,)."""
+        return self.item_embedding.weight, self.output_bias

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ssmlab.layers.bissd import BiSSDBlock
@@ -171,7 +170,7 @@ class SSD4Rec(SequentialRecommender):
         """CE of the next item after each sequence (``target``), packed or padded batches."""
         if objective not in self.objectives:
             raise ValueError(f"SSD4Rec supports objectives {self.objectives}, got {objective!r}")
-        return F.cross_entropy(self.scores(self._last_hidden(batch)), batch["target"])
+        return self.cross_entropy(self._last_hidden(batch), batch["target"])
 
     @torch.no_grad()
     def full_sort_predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

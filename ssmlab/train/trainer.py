@@ -29,7 +29,6 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ssmlab.config import ExperimentConfig, load_config
-from ssmlab.data import load_dataset
 from ssmlab.models import build_model
 from ssmlab.train import checkpoint as ckpt
 from ssmlab.train import distributed as dist_utils
@@ -54,7 +53,7 @@ class Trainer:
 
     Args:
         config: the experiment (``ssmlab.config.load_config``).
-        dataset: an already loaded ``ssmlab.data.Dataset`` (else ``load_dataset(config.data)``).
+        dataset: an already loaded ``ssmlab.data.Dataset`` (else ``config.data.load()``).
         output: run folder for checkpoints and logs; ``None`` keeps the best weights in memory.
         device: overrides ``config.train.device``; default cuda when available, else cpu.
         progress: tqdm bars; ``None`` follows ``config.train.progress`` and whether stderr is a TTY.
@@ -78,11 +77,7 @@ class Trainer:
         if progress is None:
             progress = tc.progress and sys.stderr.isatty()
         self.progress = bool(progress) and self.info.is_main
-        self.dataset = (
-            dataset
-            if dataset is not None
-            else load_dataset(config.data.name, data_dir=config.data.data_dir)
-        )
+        self.dataset = dataset if dataset is not None else config.data.load()
         self.split = self.dataset.split()
 
         ckpt.seed_everything(tc.seed)  # same initial weights on every rank
@@ -107,6 +102,7 @@ class Trainer:
             generator=self.data_generator,
             num_replicas=self.info.world_size,
             rank=self.info.rank,
+            bucket=tc.bucket,
         )
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimizer steps
@@ -145,10 +141,12 @@ class Trainer:
             start = time.perf_counter()
             train_loss = self.train_epoch()
             self.epoch += 1
+            train_seconds = time.perf_counter() - start
             valid = None
             if self.epoch % tc.eval_every == 0 or self.epoch == tc.epochs:
                 valid = self.evaluate("valid")
                 self._update_best(valid)
+            eval_seconds = time.perf_counter() - start - train_seconds
             best = self.best["value"] if self.best["epoch"] else None  # JSON has no -inf
             record = {
                 "epoch": self.epoch,
@@ -158,6 +156,8 @@ class Trainer:
                 "best_epoch": self.best["epoch"],
                 f"best_{tc.metric}": best,
                 "seconds": round(time.perf_counter() - start, 3),
+                "train_seconds": round(train_seconds, 3),
+                "eval_seconds": round(eval_seconds, 3),
             }
             self.history.append(record)
             self.save(self._ckpt_path("last.pt"))
@@ -211,7 +211,11 @@ class Trainer:
         tc = self.config.train
         packed = data_objective(self.model, tc.objective) == "packed"
         batches = self.split.eval_batches(
-            stage, batch_size=tc.eval_batch_size, max_len=self.config.max_len, packed=packed
+            stage,
+            batch_size=tc.eval_batch_size,
+            max_len=self.config.max_len,
+            packed=packed,
+            bucket=tc.bucket,
         )
         bar = tqdm(
             total=len(batches),
@@ -246,8 +250,19 @@ class Trainer:
         return result
 
     def _update_best(self, valid: dict[str, float]) -> None:
-        value = valid[self.config.train.metric]
-        if value > self.best["value"]:
+        """Early stopping. ``"strict"``: a better value must be larger; stop after
+        ``patience`` evaluations without one. ``"recbole"`` (RecBole 1.2
+        ``utils.early_stopping`` on metrics rounded to 4 decimals, ``evaluator/base_metric.py``):
+        an equal value counts as better (the later epoch is kept); stop after ``patience + 1``
+        evaluations without one (RecBole's ``stopping_step`` = ``patience``)."""
+        tc = self.config.train
+        value = valid[tc.metric]
+        if tc.early_stop == "recbole":
+            value = round(value, 4)
+            better = value >= self.best["value"]
+        else:
+            better = value > self.best["value"]
+        if better:
             self.best = {"metric": self.config.train.metric, "value": value, "epoch": self.epoch}
             self.best_valid = dict(valid)
             self.bad_epochs = 0
@@ -259,8 +274,8 @@ class Trainer:
                 self.save(self._ckpt_path("best.pt"), valid=valid)
         else:
             self.bad_epochs += 1
-            patience = self.config.train.patience
-            if patience is not None and self.bad_epochs >= patience:
+            limit = tc.patience if tc.early_stop == "strict" else (tc.patience or 0) + 1
+            if tc.patience is not None and self.bad_epochs >= limit:
                 self.stopped = True
                 if self.verbose:
                     tqdm.write(

@@ -114,6 +114,7 @@ app
 # %% [markdown]
 # ## Check
 
+
 # %%
 # a 10x longer step keeps less of the old state at every interaction and in every state
 def kept(app):
@@ -171,6 +172,7 @@ y_scan.shape
 
 # %% [markdown]
 # ## Check
+
 
 # %%
 def s5_loop(u, dt, Lambda, B, C, D):  # toy version: one step at a time

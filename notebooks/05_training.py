@@ -130,8 +130,9 @@ seconds  # wall-clock seconds per model on this machine
 # %%
 # NBVAL_IGNORE_OUTPUT
 histories = {name: trainer.history for name, (trainer, _) in runs.items()}
-fig = training.training_curves(histories, "ndcg@10",
-                               ceilings=lines("ndcg@10", ("time_blind", "time_aware")))
+fig = training.training_curves(
+    histories, "ndcg@10", ceilings=lines("ndcg@10", ("time_blind", "time_aware"))
+)
 fig
 
 # %% [markdown]
@@ -157,8 +158,9 @@ table
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-groups = {n: "time-aware" if n in ("tim4rec", "ss4rec", "tisasrec") else "time-blind"
-          for n in results}
+groups = {
+    n: "time-aware" if n in ("tim4rec", "ss4rec", "tisasrec") else "time-blind" for n in results
+}
 fig = training.metric_bars(results, "hr@10", groups=groups, ceilings=lines("hr@10"))
 fig
 
@@ -215,8 +217,10 @@ config = load_config("tim4rec", DATA, overrides=SMALL + PER_MODEL["tim4rec"])
 fresh, trained = build_model("tim4rec", data.n_items, config.model), runs["tim4rec"][0].model
 batch = next(iter(data.split().eval_batches("test", batch_size=256, max_len=config.max_len)))
 with torch.no_grad():
-    alpha = {k: m.layers[0].block.time_mlp(m.time_features(batch["item_seq"], batch["time_seq"]))
-             for k, m in (("at initialization", fresh), ("after training", trained.eval()))}
+    alpha = {
+        k: m.layers[0].block.time_mlp(m.time_features(batch["item_seq"], batch["time_seq"]))
+        for k, m in (("at initialization", fresh), ("after training", trained.eval()))
+    }
 {k: float(v.abs().mean()) for k, v in alpha.items()}  # mean |α^D|
 
 # %% [markdown]
@@ -240,11 +244,22 @@ assert end > 5 * start  # and wakes up slowly: not yet enough to beat SSD4Rec* (
 lengths = [16, 32, 64, 128]
 
 
-def random_batch(seqlen, b=16, g=torch.Generator().manual_seed(0)):
-    items = torch.randint(1, data.n_items + 1, (b, seqlen + 1), generator=g)
-    times = 1_600_000_000 + torch.randint(60, 86_400, (b, seqlen + 1), generator=g).cumsum(1)
-    return ({"item_seq": items[:, :-1], "item_seq_len": torch.full((b,), seqlen),
-             "time_seq": times[:, :-1], "targets": items[:, 1:], "target_times": times[:, 1:]},)
+batch_gen = torch.Generator().manual_seed(0)  # one stream for all random batches
+
+
+def random_batch(seqlen, b=16):
+    items = torch.randint(1, data.n_items + 1, (b, seqlen + 1), generator=batch_gen)
+    times = 1_600_000_000 + torch.randint(60, 86_400, (b, seqlen + 1), generator=batch_gen)
+    times = times.cumsum(1)
+    return (
+        {
+            "item_seq": items[:, :-1],
+            "item_seq_len": torch.full((b,), seqlen),
+            "time_seq": times[:, :-1],
+            "targets": items[:, 1:],
+            "target_times": times[:, 1:],
+        },
+    )
 
 
 steps = {}
@@ -283,8 +298,10 @@ real_gap = float(user["target_time"][0] - t_last)  # when this user really came 
 def predict(gaps):  # scores (g, n_items + 1): the same history asked at t_last + gap
     rows = {k: user[k].expand(len(gaps), -1) for k in ("item_seq", "time_seq")}
     at = t_last + torch.as_tensor(gaps, dtype=torch.int64)
-    return ss4rec.full_sort_predict({**rows, "item_seq_len": user["item_seq_len"].expand(len(gaps)),
-                                     "target_time": at})
+    return ss4rec.full_sort_predict(
+        {**rows, "item_seq_len": user["item_seq_len"].expand(len(gaps)), "target_time": at}
+    )
+
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -1,8 +1,15 @@
 """Shared look and data conversion for the figure builders (private).
 
-Every builder turns its inputs into rounded numpy arrays with :func:`to_numpy` (so a stored
-notebook output is small and the same on every run) and uses :data:`TEMPLATE`, a compact plotly
-template: the default one adds about 7 kB of JSON to every figure stored in a notebook.
+Every builder turns its inputs into rounded numpy arrays with :func:`to_numpy` or
+:func:`round_sig` (so a stored notebook output is small and the same on every run) and uses
+:data:`TEMPLATE`, a compact plotly template: the default one adds about 7 kB of JSON to every figure
+stored in a notebook.
+
+Rounding goes through decimal text (``float(f"{x:.4f}")``): Python formats and parses floats
+correctly rounded, so the stored double is the same on every platform and with every numpy, while
+arithmetic rounding such as ``np.round(x / 10**m) * 10**m`` depends on libm's ``log10``/``pow`` in
+the last bit, which strict nbval (comparing stored figures bit for bit) would see.
+tests/test_notebook_floats.py checks that every float of a stored figure is such a value.
 """
 
 from __future__ import annotations
@@ -52,9 +59,11 @@ def to_numpy(x, decimals: int | None = DECIMALS, name: str = "x") -> np.ndarray:
         raise ValueError(f"{name}: expected numbers, got an object array of shape {arr.shape}")
     if np.iscomplexobj(arr):
         arr = arr.astype(np.complex128)
-        return np.round(arr, decimals) if decimals is not None else arr
+        if decimals is None:
+            return arr
+        return round_decimal(arr.real, decimals) + 1j * round_decimal(arr.imag, decimals)
     arr = arr.astype(np.float64)
-    return np.round(arr, decimals) if decimals is not None else arr
+    return round_decimal(arr, decimals) if decimals is not None else arr
 
 
 def as_matrix(x, name: str, decimals: int | None = DECIMALS) -> np.ndarray:
@@ -92,8 +101,10 @@ def finite_or_none(arr: np.ndarray) -> list:
 def base_layout(
     fig: go.Figure, title: str, xaxis: str, yaxis: str, height: int = 380, **kw
 ) -> go.Figure:
-    """Apply the template, a title and both axis titles (every builder calls this)."""
+    """Apply the template, a title and both axis titles, and round the subplot geometry (every
+    builder calls this)."""
     fig.update_layout(template=TEMPLATE, title=dict(text=title, x=0.01), height=height, **kw)
+    _round_geometry(fig)
     fig.update_xaxes(title_text=xaxis)
     fig.update_yaxes(title_text=yaxis)
     return fig
@@ -113,12 +124,45 @@ def thin(*arrays: np.ndarray, max_points: int = 200) -> tuple[np.ndarray, ...]:
     return tuple(a[idx] for a in arrays)
 
 
-def round_sig(x, digits: int = 4) -> np.ndarray:
-    """Round to ``digits`` significant digits (for log-scale data such as errors and timings)."""
+def _through_text(x, spec: str) -> np.ndarray:
+    """Each element formatted with ``spec`` and parsed back: the double nearest to the short
+    decimal, the same on every platform. NaN, ±inf and -0.0 come back unchanged."""
     arr = np.asarray(x, dtype=np.float64)
-    out = np.zeros_like(arr)
-    nz = np.isfinite(arr) & (arr != 0)
-    mag = np.floor(np.log10(np.abs(arr[nz])))
-    out[nz] = np.round(arr[nz] / 10.0**mag, digits - 1) * 10.0**mag
-    out[~nz] = arr[~nz]
-    return out
+    flat = np.fromiter((float(format(v, spec)) for v in arr.ravel().tolist()), np.float64, arr.size)
+    return flat.reshape(arr.shape)
+
+
+def round_decimal(x, decimals: int = DECIMALS) -> np.ndarray:
+    """Round to ``decimals`` digits after the point, through decimal text (see the module doc)."""
+    return _through_text(x, f".{int(decimals)}f")
+
+
+def round_sig(x, digits: int = 4) -> np.ndarray:
+    """Round to ``digits`` significant digits (for log-scale data such as errors and timings),
+    through decimal text (see the module doc)."""
+    if int(digits) < 1:
+        raise ValueError(f"digits: expected a positive integer, got {digits!r}")
+    return _through_text(x, f".{int(digits)}g")
+
+
+def _round_geometry(fig: go.Figure) -> None:
+    """Round the positions make_subplots computes (axis domains, subplot titles) and colour bars
+    placed from them to 4 significant digits: make_subplots writes repeating decimals such as
+    0.2577777777777778 into every stored figure."""
+
+    def domain(axis) -> None:
+        if axis.domain is not None:
+            axis.domain = round_sig(axis.domain).tolist()
+
+    def position(obj) -> None:
+        for key in ("x", "y"):
+            if isinstance(obj[key], float):
+                obj[key] = float(round_sig(obj[key]))
+
+    fig.for_each_xaxis(domain)
+    fig.for_each_yaxis(domain)
+    for note in fig.layout.annotations:
+        position(note)
+    for trace in fig.data:
+        if "colorbar" in trace:
+            position(trace.colorbar)

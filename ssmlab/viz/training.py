@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ssmlab.viz._style import TEMPLATE, base_layout, color_of, to_numpy
+from ssmlab.viz._style import TEMPLATE, base_layout, color_of, round_decimal, to_numpy
 
 CEILING_DASH = {0: "dash", 1: "dot", 2: "dashdot"}
 
@@ -259,7 +259,7 @@ def topk_bars(
     fig = go.Figure(
         go.Bar(
             x=[f"item {i}" for i in ids],
-            y=np.round(probs, 4),
+            y=round_decimal(probs),
             marker_color=colors,
             name="P(next item)",
         )
@@ -296,7 +296,7 @@ def probability_vs_gap(
         fig.add_trace(
             go.Scatter(
                 x=gaps,
-                y=np.round(p[:, int(item)], 4),
+                y=round_decimal(p[:, int(item)]),
                 mode="lines",
                 name=f"item {int(item)}",
                 line=dict(color=color_of("", i)),

@@ -132,22 +132,43 @@ def test_cache_reload_and_keying(cache, ml100k):
     assert rebuilt.meta["cache_hit"] is False
 
 
-def test_read_only_data_dir_is_never_written(monkeypatch, tmp_path, shared_datasets):
-    def snapshot():
-        return sorted((str(p), p.stat().st_mtime_ns) for p in SHARED.rglob("*"))
+def test_read_only_data_dir_is_never_written(monkeypatch, tmp_path):
+    """A raw-data folder without write bits (as CI lays out ../shared) is only read: the cache
+    goes to ~/.cache/ssmlab and nothing in the folder is created or changed.
 
-    before = snapshot()
-    assert not sources.is_writable(SHARED / "ml-100k")  # no write bit: read-only, even for root
+    The test makes its own read-only folder. Root may write to it anyway (the bits do not stop
+    root), so the proof is not a PermissionError but the folder's listing, sizes and mtimes,
+    which any write, created file or deleted file would change.
+    """
+    root = tmp_path / "ro"
+    (root / "ml-1m").mkdir(parents=True)
+    (root / "ml-1m" / "ratings.dat").write_text("\n".join(ML1M_LINES) + "\n")
+    home = tmp_path / "home"
     monkeypatch.delenv("SSMLAB_CACHE_DIR", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    assert sources.cache_root(SHARED) == tmp_path / ".cache" / "ssmlab"
-    assert sources.download_dir("ml-1m", SHARED) == tmp_path / ".cache" / "ssmlab" / "raw" / "ml-1m"
-    data = load_dataset("ml-100k", SHARED)
-    assert Path(data.meta["cache"]).is_relative_to(tmp_path / ".cache" / "ssmlab")
-    assert sources.cache_root(tmp_path) == tmp_path / "cache"  # writable root: <root>/cache
-    monkeypatch.setenv("SSMLAB_CACHE_DIR", str(tmp_path / "c"))
-    assert sources.cache_root(SHARED) == tmp_path / "c"
-    assert snapshot() == before
+    monkeypatch.setenv("HOME", str(home))
+    assert sources.cache_root(root) == root / "cache"  # writable root: <root>/cache
+
+    def snapshot():
+        return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*"))
+
+    modes = {p: p.stat().st_mode for p in [root, *root.rglob("*")]}
+    for path, mode in modes.items():
+        path.chmod(mode & ~0o222)
+    try:
+        before = snapshot() + [(str(root), 0, root.stat().st_mtime_ns)]
+        assert not sources.is_writable(root / "ml-1m")
+        assert not sources.is_writable(root / "ml-20m")  # missing: its read-only parent decides
+        assert sources.cache_root(root) == home / ".cache" / "ssmlab"
+        assert sources.download_dir("ml-1m", root) == home / ".cache" / "ssmlab" / "raw" / "ml-1m"
+        data = load_dataset("ml-1m", root, download=False)
+        assert Path(data.meta["cache"]).is_relative_to(home / ".cache" / "ssmlab")
+        assert load_dataset("ml-1m", root, download=False).meta["cache_hit"] is True
+        monkeypatch.setenv("SSMLAB_CACHE_DIR", str(tmp_path / "c"))
+        assert sources.cache_root(root) == tmp_path / "c"
+        assert snapshot() + [(str(root), 0, root.stat().st_mtime_ns)] == before
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
 
 
 def test_shared_files_match_pinned_checksums(shared_datasets):

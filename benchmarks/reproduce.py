@@ -3,7 +3,8 @@
 Usage::
 
     python benchmarks/reproduce.py --data amazon-beauty [--models all|a,b] [--epochs N]
-        [--time-budget-min M] [--eval-users N] [--device cuda] [--seeds 0] [--out benchmarks/results]
+        [--time-budget-min M] [--eval-users N] [--device cuda] [--seeds 0]
+        [--out benchmarks/results]
 
 Each model trains with its packaged preset for the dataset (``ssmlab/configs/<model>-<data>.yaml``:
 d = 64, 2 layers, batch 2048, Adam 1e-3, CE over all items, objective ``"last"`` = RecBole prefix
@@ -21,11 +22,12 @@ Writes ``reproduction.json`` (merged with an existing file, so datasets can be r
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
-import os
 import shlex
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -342,12 +344,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _write(results: dict, out: Path) -> None:
+@contextmanager
+def locked_results(out: Path):
+    """The results of ``out/reproduction.json``, read and written back under a file lock, so
+    several runners (one per core) can add rows to the same file."""
     path = out / "reproduction.json"
-    tmp = path.with_name(".reproduction.json.tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    tmp.replace(path)
-    (out / "reproduction.md").write_text(markdown(results))
+    with open(out / ".reproduction.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(path.read_text()) if path.is_file() else {}
+        yield results
+        tmp = path.with_name(".reproduction.json.tmp")
+        tmp.write_text(json.dumps(results, indent=1) + "\n")
+        tmp.replace(path)
+        (out / "reproduction.md").write_text(markdown(results))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -362,29 +371,29 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "reproduction.json"
-    results = json.loads(path.read_text()) if path.is_file() else {}
-    if args.render_only:
-        (out / "reproduction.md").write_text(markdown(results))
-        return results
     key = section_key(args.data, args.tie_order)
-    dataset = load_dataset(args.data, data_dir=args.data_dir, tie_order=args.tie_order)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if args.reset:
-        results.pop(key, None)
-    section = results.setdefault(key, {})
     args.command = shlex.join(["python", "benchmarks/reproduce.py", *(argv or [])])
-    settings = results.setdefault("settings", {}).setdefault(key, {})
-    settings["machine"] = {**machine_info(device), **git_info()}
-    if args.note:
-        settings["note"] = args.note
-    results["machine"] = settings["machine"]["device_name"]
-    results["notes"] = NOTES
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    with locked_results(out) as results:
+        if args.render_only:
+            return results
+        if args.reset:
+            results.pop(key, None)
+        section = results.setdefault(key, {})
+        for row in [r for r, v in section.items() if "runs" not in v]:
+            print(f"dropping {key} | {row}: a capped smoke row of the old format", flush=True)
+            del section[row]
+        settings = results.setdefault("settings", {}).setdefault(key, {})
+        if args.note:
+            settings["note"] = args.note
+        results["notes"] = NOTES
+    dataset = load_dataset(args.data, data_dir=args.data_dir, tie_order=args.tie_order)
     for model in args.models:
         row = row_key(model, args.label)
-        runs = section.get(row, {}).get("runs", {})
         for seed in args.seeds:
-            done = finished(runs.get(str(seed)), args.epochs)
+            with locked_results(out) as results:
+                record = results[key].get(row, {}).get("runs", {}).get(str(seed))
+            done = finished(record, args.epochs)
             if done and not args.rerun:
                 print(f"== {key} | {row} | seed {seed}: done, skipped", flush=True)
                 continue
@@ -399,18 +408,22 @@ def main(argv: list[str] | None = None) -> dict:
             log = run_dir / "log.jsonl"  # none when a time cap came inside the first epoch
             (logs / log_name).write_text(log.read_text() if log.is_file() else "")
             record["log"] = f"logs/{_slug(key)}/{log_name}"
-            runs[str(seed)] = record
-            section[row] = summarize(runs)
-            settings["machine"]["load_avg_end"] = list(os.getloadavg())
-            _write(results, out)
+            with locked_results(out) as results:
+                section = results.setdefault(key, {})
+                runs = section.get(row, {}).get("runs", {})
+                runs[str(seed)] = record
+                section[row] = summarize(runs)
+                machine = {**machine_info(device), **git_info()}
+                results["settings"].setdefault(key, {})["machine"] = machine
+                results["machine"] = machine["device_name"]
             print(
                 f"   test ndcg@10 {record['ndcg@10']:.4f} hr@10 {record['hr@10']:.4f} "
                 f"({record['epochs']} epochs, {record['train_seconds']} s training)",
                 flush=True,
             )
-    _write(results, out)
-    print(f"wrote {path} and reproduction.md")
-    return results
+    with locked_results(out) as results:
+        print(f"wrote {out / 'reproduction.json'} and reproduction.md")
+        return results
 
 
 NOTES = (

@@ -4,6 +4,7 @@
 # after the other in the background:
 #
 #   nohup bash benchmarks/table3_beauty.sh > runs/table3.log 2>&1 &
+# (THREADS=1 when other jobs share the cores: two OpenMP threads stall on a busy machine)
 #
 # Each finished (model, seed) is written at once; rerunning skips finished rows and resumes an
 # interrupted one from its checkpoint (runs/reproduce/), so the table can be built in parts.
@@ -15,10 +16,18 @@ PY=${PY:-.venv/bin/python}
 export SSMLAB_DATA_DIR=${SSMLAB_DATA_DIR:-$(realpath ../shared/datasets)}
 ALL=(--set train.objective=all --set train.batch_size=256 --set train.early_stop=recbole)
 LAST=(--set train.objective=last --set train.early_stop=recbole)
-run() { "$PY" benchmarks/reproduce.py --data amazon-beauty --threads 2 "$@"; }
+run() { "$PY" benchmarks/reproduce.py --data amazon-beauty --threads "${THREADS:-2}" "$@"; }
 
-phase=${1:-all}
-if [[ $phase == all || $phase == fast ]]; then
+# Two queues can run side by side, one core each: `bash benchmarks/table3_beauty.sh a` and `... b`.
+queue=${1:-all}
+if [[ $queue == all || $queue == a ]]; then
+  run --models sasrec,gru4rec,lrurec "${ALL[@]}"
   run --models sasrec --seeds 0,1,2 "${ALL[@]}"
-  run --models gru4rec,lrurec "${ALL[@]}"
+fi
+if [[ $queue == all || $queue == b ]]; then
+  run --models ssd4rec_star,tisasrec "${ALL[@]}"
+  run --models tim4rec --label "causal time path" --set model.time_mlp=causal "${ALL[@]}"
+  run --models caser "${LAST[@]}" --set train.batch_size=2048
+  run --models bert4rec --set train.early_stop=recbole
+  run --models ssd4rec_star --seeds 0,1,2 "${ALL[@]}"
 fi

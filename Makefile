@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 SHARED_DATA := $(abspath ../shared/datasets)
 export SSMLAB_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
-.PHONY: venv lab test test-unit test-notebooks chromium clean
+.PHONY: venv lab test test-unit test-notebooks test-kernels chromium clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,19 @@ test-unit: venv
 
 test-notebooks: venv
 	$(PY) -m pytest -q notebooks $(NBVAL)
+
+# mamba-ssm's Triton kernels run on the CPU by Triton's interpreter, tested against ssmlab's
+# torch forms (tests/kernels). The gpu-code extra's exact pins go into .venv without
+# dependencies; mamba-ssm is built from source without its CUDA extensions.
+KERNELS_STAMP := $(VENV)/.kernels-installed
+$(KERNELS_STAMP): pyproject.toml $(STAMP)
+	$(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["gpu-code"], sep="\n")' > $(VENV)/gpu-code.txt
+	MAMBA_FORCE_BUILD=TRUE MAMBA_SKIP_CUDA_BUILD=TRUE \
+		$(PY) -m pip install --quiet --no-build-isolation --no-deps -r $(VENV)/gpu-code.txt
+	touch $@
+
+test-kernels: $(KERNELS_STAMP)
+	SSMLAB_KERNEL_TESTS=require $(PY) -m pytest -q tests/kernels
 
 # The browser test drives Debian's chromium (never a downloaded browser).
 chromium:

@@ -24,6 +24,7 @@ to ``<out>/kernels-<tag>.json`` and ``.md`` with machine info and the targets of
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import math
@@ -132,10 +133,8 @@ class PeakMemory:
 
 
 def _malloc_trim() -> None:
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 SMALL_MMAP, LARGE_MMAP = 128 * 1024, 32 * 2**20  # glibc's default and its dynamic maximum
@@ -143,10 +142,8 @@ SMALL_MMAP, LARGE_MMAP = 128 * 1024, 32 * 2**20  # glibc's default and its dynam
 
 def _set_mmap_threshold(nbytes: int) -> None:
     """glibc: serve allocations >= ``nbytes`` by mmap (returned to the OS on free)."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").mallopt(-3, nbytes)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
 def measure(
@@ -416,6 +413,10 @@ def main(what: str, argv: list[str]) -> int:
     """Entry point of ``ssmlab bench kernels|train``."""
     if what == "kernels":
         return kernels_main(argv)
+    if what == "train" and any(a == "--data" or a.startswith("--data=") for a in argv):
+        from ssmlab.train.epoch_bench import main as epoch_main  # one epoch on a real dataset
+
+        return epoch_main(argv)
     if what == "train":  # training/inference time and memory per model and max_len
         from ssmlab.train.efficiency import main as efficiency_main
 

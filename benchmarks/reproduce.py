@@ -38,6 +38,7 @@ from ssmlab.config import load_config, preset_path
 from ssmlab.data import Split, load_dataset
 from ssmlab.train import Trainer
 from ssmlab.train.efficiency import git_info
+from ssmlab.train.loop import data_objective, evaluate_tie_groups
 
 HERE = Path(__file__).resolve().parent
 
@@ -176,12 +177,8 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
-def run_one(model: str, dataset, args, seed: int, run_dir: Path) -> dict:
-    """Train (or resume from ``run_dir/last.pt``) and test one model and seed.
-
-    Returns the JSON record of the run (test metrics at the top level, the per-epoch log
-    under ``"log"``). A time-capped run keeps its checkpoints and resumes on the next call.
-    """
+def make_trainer(model: str, dataset, args, seed: int, run_dir: Path):
+    """The Trainer of one (model, seed) with its checkpoint folder, and the config's source."""
     overrides = [f"train.seed={seed}", "train.progress=false", f"data.tie_order={args.tie_order}"]
     if args.epochs is not None:
         overrides.append(f"train.epochs={args.epochs}")
@@ -196,6 +193,32 @@ def run_one(model: str, dataset, args, seed: int, run_dir: Path) -> dict:
         verbose=not args.quiet,
     )
     trainer.split = subsample_users(trainer.split, args.eval_users, seed)
+    return trainer, source, overrides[3:]
+
+
+def tie_group_test(trainer) -> dict:
+    """The test scored by tie group (order-free; ``ssmlab.train.loop.evaluate_tie_groups``)
+    with the trainer's current weights."""
+    tc = trainer.config.train
+    return evaluate_tie_groups(
+        trainer.model,
+        trainer.split,
+        trainer.device,
+        tc.ks,
+        max_len=trainer.config.max_len,
+        batch_size=tc.eval_batch_size,
+        packed=data_objective(trainer.model, tc.objective) == "packed",
+    )
+
+
+def run_one(model: str, dataset, args, seed: int, run_dir: Path) -> dict:
+    """Train (or resume from ``run_dir/last.pt``) and test one model and seed.
+
+    Returns the JSON record of the run (test metrics at the top level, the per-epoch log
+    under ``"log"``). A time-capped run keeps its checkpoints and resumes on the next call.
+    """
+    trainer, source, overrides = make_trainer(model, dataset, args, seed, run_dir)
+    config = trainer.config
     resumed_from = None
     if (run_dir / "last.pt").is_file():
         trainer.resume()
@@ -250,9 +273,10 @@ def run_one(model: str, dataset, args, seed: int, run_dir: Path) -> dict:
             "batch_size": config.train.batch_size,
             "max_len": config.max_len,
             "config_source": source,
-            "overrides": overrides[3:],
+            "overrides": overrides,
             "command": args.command,
             "valid": result["valid"],
+            "test_tie_group": tie_group_test(trainer),  # finish() left the best weights in
         }
     )
     return record
@@ -271,6 +295,11 @@ def summarize(runs: dict[str, dict]) -> dict:
             key: [min(r[key] for r in records), max(r[key] for r in records)] for key in METRIC_KEYS
         }
         out["seed"] = [r["seed"] for r in records]
+        groups = [r["test_tie_group"] for r in records if "test_tie_group" in r]
+        if len(groups) == len(records):
+            out["test_tie_group"] = {k: float(np.median([g[k] for g in groups])) for k in groups[0]}
+        else:
+            out.pop("test_tie_group", None)
     out["converged"] = all(r["converged"] for r in records)
     out["capped"] = next((r["capped"] for r in records if r["capped"]), None)
     out["runs"] = runs
@@ -380,12 +409,14 @@ def main(argv: list[str] | None = None) -> dict:
         if args.reset:
             results.pop(key, None)
         section = results.setdefault(key, {})
-        for row in [r for r, v in section.items() if "runs" not in v]:
+        old = [r for r, v in section.items() if "runs" not in v]
+        for row in old:
             print(f"dropping {key} | {row}: a capped smoke row of the old format", flush=True)
             del section[row]
-        settings = results.setdefault("settings", {}).setdefault(key, {})
-        if args.note:
-            settings["note"] = args.note
+        if old:  # their settings and note went with them
+            results.setdefault("settings", {})[key] = {}
+        if args.note is not None:  # --note '' removes it
+            results.setdefault("settings", {}).setdefault(key, {})["note"] = args.note
         results["notes"] = NOTES
     dataset = load_dataset(args.data, data_dir=args.data_dir, tie_order=args.tie_order)
     for model in args.models:
@@ -394,10 +425,17 @@ def main(argv: list[str] | None = None) -> dict:
             with locked_results(out) as results:
                 record = results[key].get(row, {}).get("runs", {}).get(str(seed))
             done = finished(record, args.epochs)
+            run_dir = Path(args.runs) / _slug(key) / _slug(row) / f"seed{seed}"
             if done and not args.rerun:
                 print(f"== {key} | {row} | seed {seed}: done, skipped", flush=True)
+                if "test_tie_group" not in record and (run_dir / "best.pt").is_file():
+                    trainer, _, _ = make_trainer(model, dataset, args, seed, run_dir)
+                    trainer.load_best_weights()
+                    with locked_results(out) as results:
+                        runs = results[key][row]["runs"]
+                        runs[str(seed)]["test_tie_group"] = tie_group_test(trainer)
+                        results[key][row] = summarize(runs)
                 continue
-            run_dir = Path(args.runs) / _slug(key) / _slug(row) / f"seed{seed}"
             if done:  # --rerun
                 shutil.rmtree(run_dir, ignore_errors=True)
             print(f"== {key} | {row} | seed {seed}", flush=True)
@@ -523,6 +561,27 @@ def markdown(results: dict) -> str:
         ]
         if spreads:
             lines += ["", "Spread over seeds (min–max): " + "; ".join(spreads) + "."]
+        grouped = {n: r["test_tie_group"] for n, r in rows.items() if r.get("test_tie_group")}
+        if grouped:
+            lines += [
+                "",
+                "### The test scored by tie group (free of the same-timestamp order)",
+                "",
+                (
+                    "Every item sharing the test target's timestamp is ranked (the rest of its "
+                    "group excluded) from the history before that timestamp; a user's metric is "
+                    "the mean over its group (`evaluate_tie_groups`). Beside the standard test:"
+                ),
+                "",
+                "| row | N@10 | N@10 by group | R@10 | R@10 by group | users by group |",
+                "| --- | ---: | ---: | ---: | ---: | ---: |",
+            ]
+            for name, g in grouped.items():
+                r = rows[name]
+                lines.append(
+                    f"| {name} | {_fmt(r.get('ndcg@10'))} | {_fmt(g['ndcg@10'])} | "
+                    f"{_fmt(r.get('hr@10'))} | {_fmt(g['hr@10'])} | {int(g['users']):,} |"
+                )
         paper = PAPER_TABLE3.get(data)
         if paper:
             lines += [
@@ -546,8 +605,41 @@ def markdown(results: dict) -> str:
             ref_order = sorted(models, key=lambda n: -paper[n]["ndcg@10"])
             lines.append("Ranking by N@10 (paper, same models): " + " > ".join(ref_order))
         lines.append("")
+    lines += tie_order_study(results)
     lines += [f"Notes: {results.get('notes', '')}", ""]
     return "\n".join(lines)
+
+
+def tie_order_study(results: dict) -> list[str]:
+    """For each dataset with rows under two tie orders: N@10 under each, the change, and the
+    ranking of the models under each."""
+    lines = []
+    for base in [k for k in results if k in PAPER_TABLE3 or k in ("ml-100k",)]:
+        other = f"{base}/tie=file"
+        if other not in results:
+            continue
+        same = [n for n in results[base] if n in results[other]]
+        if not same:
+            continue
+        a, b = results[base], results[other]
+        lines += [
+            f"## Tie order on {base}: same-timestamp items by item id vs in file order",
+            "",
+            "| row | N@10 (item) | N@10 (file) | change | N@10 by group (item) | (file) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for n in same:
+            ga, gb = a[n].get("test_tie_group", {}), b[n].get("test_tie_group", {})
+            lines.append(
+                f"| {n} | {_fmt(a[n].get('ndcg@10'))} | {_fmt(b[n].get('ndcg@10'))} | "
+                f"{_gap(b[n].get('ndcg@10'), a[n].get('ndcg@10'))} | "
+                f"{_fmt(ga.get('ndcg@10'))} | {_fmt(gb.get('ndcg@10'))} |"
+            )
+        for label, rows in (("item", a), ("file", b)):
+            order = sorted(same, key=lambda n: -(rows[n].get("ndcg@10") or 0))
+            lines.append(f"\nRanking by N@10 under tie order {label}: " + " > ".join(order))
+        lines.append("")
+    return lines
 
 
 if __name__ == "__main__":

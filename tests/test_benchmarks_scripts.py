@@ -77,6 +77,7 @@ def test_reproduce_toy_schema(tmp_path, capsys):
         assert record["converged"] is False and record["capped"] == "epochs"
         assert record["seed"] == 0 and record["eval_users"] == 200
         assert record["train_seconds"] >= 0 and record["tie_order"] == "item"
+        assert record["test_tie_group"]["users"] == 200  # toy: no ties, every user scored
         log = (tmp_path / record["runs"]["0"]["log"]).read_text().splitlines()
         assert len(log) == 1 and json.loads(log[0])["train_seconds"] >= 0, name
     md = (tmp_path / "reproduction.md").read_text()
@@ -104,6 +105,7 @@ def test_reproduce_resumes_and_summarizes_seeds(tmp_path):
     assert row["seed"] == [0, 1] and set(row["spread"]) >= set(METRICS)
     lo, hi = row["spread"]["ndcg@10"]
     assert lo <= row["ndcg@10"] <= hi
+    assert set(row["test_tie_group"]) == {*METRICS, "users"}
 
 
 def test_subsample_users_keeps_whole_sequences():

@@ -142,6 +142,36 @@ class Split:
             rows = tuple(r[order] for r in rows)
         return EvalBatches(self, rows, batch_size, packed)
 
+    def tie_group_rows(self, max_len: int | None = 50):
+        """Rows of the tie-group test (order-free): per user, the *tie group* is every item
+        sharing the test target's timestamp; one row per group item, whose history is what
+        comes strictly before that timestamp (truncated to ``max_len``). Under any order of
+        equal timestamps (``data.tie_order``) the test target is one of the group and the
+        history holds the rest, so this view of the test does not depend on that order.
+        Users whose interactions all share the last timestamp have no history: no row.
+
+        Shapes: -> dict of (r,) arrays: ``row_start``, ``row_len``, ``target`` (flat index),
+        ``user`` (0-based index into this split), ``group_start``, ``group_len``.
+        """
+        ends = self.offsets[1:]  # (u) exclusive
+        user_of = np.repeat(np.arange(len(self)), self.lengths)  # (n)
+        last_time = self.times[ends - 1]  # (u)
+        tail = self.times == last_time[user_of]  # (n) sorted by time: the group is a suffix
+        group_len = np.bincount(user_of[tail], minlength=len(self))  # (u) >= 1
+        group_start = ends - group_len
+        keep = group_start > self.starts
+        user = np.repeat(np.flatnonzero(keep), group_len[keep])  # (r)
+        target = group_start[user] + batching._ranges(group_len[keep])
+        row_start, row_len, _ = batching.eval_rows(self.starts[user], group_start[user], max_len)
+        return {
+            "row_start": row_start,
+            "row_len": row_len,
+            "target": target,
+            "user": user,
+            "group_start": group_start[user],
+            "group_len": group_len[user],
+        }
+
 
 class TrainBatches:
     """Re-iterable training batches; each pass draws a new order from ``generator``."""

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from ssmlab.metrics import RankingAccumulator
+from ssmlab.data import batching
+from ssmlab.metrics import RankingAccumulator, check_finite_scores, rank_metrics, target_ranks
 from ssmlab.models.base import SequentialRecommender
 from ssmlab.train.distributed import DistInfo, all_reduce_sum
 
@@ -105,12 +106,64 @@ def evaluate(
     return acc.compute()
 
 
+@torch.no_grad()
+def evaluate_tie_groups(
+    model: SequentialRecommender,
+    split,
+    device: torch.device,
+    ks=(10, 20, 50),
+    max_len: int | None = 50,
+    batch_size: int = 1024,
+    packed: bool = False,
+) -> dict[str, float]:
+    """The test scored by tie group: free of the order of equal timestamps.
+
+    Per user, every item of the tie group (the items sharing the test target's timestamp,
+    :meth:`ssmlab.data.Split.tie_group_rows`) is ranked against all items but the rest of its
+    group, from the history strictly before that timestamp; the user's metric is the mean over
+    the group, and users count equally. A group of one item is the standard leave-one-out test
+    with the same history. Returns the means and ``"users"`` (users scored).
+
+    Shapes: as :func:`evaluate`; returns {"hr@K", "ndcg@K", "mrr@K", "users"} -> float
+    """
+    rows = split.tie_group_rows(max_len)
+    build = batching.packed_batch if packed else batching.padded_batch
+    was_training = model.training
+    model.eval()
+    sums = {f"{m}@{k}": 0.0 for k in ks for m in ("hr", "ndcg", "mrr")}
+    widest = int(rows["group_len"].max()) if len(rows["user"]) else 1
+    for i in range(0, len(rows["user"]), batch_size):
+        part = slice(i, i + batch_size)
+        batch = build(
+            split.items,
+            split.times,
+            rows["row_start"][part],
+            rows["row_len"][part],
+            rows["target"][part],
+        )
+        scores = model.full_sort_predict(to_device(batch, device)).float().cpu()
+        check_finite_scores(scores)
+        offsets = torch.arange(widest)  # the group's items, 0 (padding) past its end
+        start = torch.from_numpy(rows["group_start"][part])[:, None]
+        length = torch.from_numpy(rows["group_len"][part])[:, None]
+        flat = (start + offsets).clamp(max=len(split.items) - 1)
+        group = torch.where(offsets < length, torch.from_numpy(split.items)[flat], 0)
+        ranks = target_ranks(scores, batch["target"], exclude=group)
+        weight = 1.0 / length.squeeze(1).double()
+        for name, values in rank_metrics(ranks, ks).items():
+            sums[name] += float((values * weight).sum())
+    model.train(was_training)
+    users = len(set(rows["user"].tolist()))
+    return {**{k: v / max(users, 1) for k, v in sums.items()}, "users": users}
+
+
 __all__ = [
     "DATA_OBJECTIVES",
     "LossModule",
     "NonFiniteLossError",
     "data_objective",
     "evaluate",
+    "evaluate_tie_groups",
     "make_optimizer",
     "to_device",
 ]

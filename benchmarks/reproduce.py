@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> dict:
                 runs[str(seed)] = record
                 section[row] = summarize(runs)
                 machine = {**machine_info(device), **git_info()}
-                results["settings"].setdefault(key, {})["machine"] = machine
+                results.setdefault("settings", {}).setdefault(key, {})["machine"] = machine
                 results["machine"] = machine["device_name"]
             print(
                 f"   test ndcg@10 {record['ndcg@10']:.4f} hr@10 {record['hr@10']:.4f} "

@@ -90,7 +90,9 @@ class Split:
         give each DDP process its share of every epoch's batches (same count on every rank).
         ``bucket``: rows of equal length go together (a shuffled order sorted stably by
         length, cut into batches, the batches shuffled), so a padded batch holds almost no
-        padding; the order is still random within each length and across batches.
+        padding; the order is still random within each length and across batches. For
+        ``"all"`` a bucketed batch holds ``batch_size`` x the mean row length targets (more
+        rows when they are short), so every step averages over about as many targets.
         """
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -205,10 +207,17 @@ class TrainBatches:
     def _groups(self, order: np.ndarray, shuffle: bool = False) -> list[np.ndarray]:
         """Batches of this rank, in the order they are served (``shuffle``: bucketed batches
         in a random order drawn from ``generator``)."""
+        rows, tokens = self.batch_size, self.max_tokens if self.objective == "packed" else None
         if self.bucket:
             order = order[np.argsort(self.row_len[order], kind="stable")]
-        tokens = self.max_tokens if self.objective == "packed" else None
-        groups = batching.group_rows(order, self.row_len, self.batch_size, tokens)
+            if self.objective == "all":
+                # every position is a target and the loss is a mean over a batch's targets: a
+                # batch holds as many targets as an average unbucketed one, so a target weighs
+                # the same in every step (a batch of short rows would otherwise weigh its
+                # targets up to max_len times more than one of long rows)
+                rows = len(order) or 1
+                tokens = max(1, round(self.batch_size * float(self.row_len.mean())))
+        groups = batching.group_rows(order, self.row_len, rows, tokens)
         if self.bucket and shuffle:
             groups = [groups[i] for i in torch.randperm(len(groups), generator=self.generator)]
         if self.num_replicas == 1:

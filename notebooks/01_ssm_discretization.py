@@ -25,6 +25,9 @@
 # exact solution, then shows where each one breaks. (S4 calls the input $u$; we call it $x$.)
 #
 # All three papers use a **diagonal** $A$, so we can study one eigenvalue $\lambda$ at a time.
+#
+# [← index](00_index.ipynb) · next: [02 · S5 vs S6](02_s5_vs_s6.ipynb). Terms are defined in the
+# [glossary](00_index.ipynb#Glossary).
 
 # %%
 import numpy as np
@@ -49,7 +52,11 @@ lam = -1.0
 t = np.linspace(0.0, 8.0, 161)
 h_exact = viz.kernels.exact_step_response(lam, 1.0, t)
 fig = viz.scans.state_trajectory(
-    t, h_exact, names=["exact h(t)"], title="Continuous step response, λ = −1"
+    t,
+    h_exact,
+    names=["exact h(t)"],
+    title="Continuous step response, λ = −1",
+    xaxis="time t (s, with λ in 1/s)",
 )
 fig
 
@@ -96,7 +103,7 @@ torch.testing.assert_close(torch.from_numpy(h_zoh), torch.from_numpy(h_true))
 #
 # | method | $\bar A$ | $\bar B$ |
 # |---|---|---|
-# | bilinear (S4, S5) | $(I - \Delta A/2)^{-1}(I + \Delta A/2)$ | $(I - \Delta A/2)^{-1}\Delta B$ |
+# | bilinear (S4) | $(I - \Delta A/2)^{-1}(I + \Delta A/2)$ | $(I - \Delta A/2)^{-1}\Delta B$ |
 # | forward Euler | $I + \Delta A$ | $\Delta B$ |
 # | Mamba / SSD | $\exp(\Delta A)$ | $\Delta B$ |
 #
@@ -105,6 +112,16 @@ torch.testing.assert_close(torch.from_numpy(h_zoh), torch.from_numpy(h_true))
 #
 # $$\bar B \approx (\Delta A)^{-1}(I + \Delta A - I)\,\Delta B = \Delta B
 # \qquad \text{(TiM4Rec Eq. 13)}$$
+#
+# S5 and SS4Rec use ZOH: the official S5 code defaults to `--discretization zoh` (bilinear is an
+# option), and ssmlab's `S5Block` uses ZOH too.
+#
+# > **Paper vs code: "Ā ≈ ΔA".** TiM4Rec Sec. 3.4 says the implementation "approximates the
+# > exponential operation by directly computing $\bar A \approx \Delta A$", and its Eq. 18 writes
+# > $\bar A = A\cdot\hat\Delta$. Read literally, $\Delta A < 0$ would be a negative decay. What
+# > the kernels (mamba-ssm, SSD, ssmlab) pass around is $\Delta A$ as the **logarithm** of the
+# > decay, and they exponentiate it: $\bar A = \exp(\Delta A)$, the exact ZOH value in the
+# > table. Only $\bar B$ is approximated.
 #
 # The numbers for $\lambda = -1$, $\Delta = 0.1$:
 
@@ -150,12 +167,14 @@ for method, (_, h) in disc.items():
 # ## 4. Try it: Δt and eigenvalue sliders
 #
 # Drag **Δt** past $2/|\lambda|$: Euler's markers flip sign and grow, bilinear's ring around the
-# solution, ZOH and Mamba stay bounded. The right panel marks the current $\Delta\lambda$ on the
-# one-step gain $|\bar A|$. (The widget appears when the notebook runs in JupyterLab.)
+# solution, ZOH and Mamba stay bounded, but Mamba's settles *higher* as Δt grows (section 7
+# explains why). The right panel marks the current $\Delta\lambda$ on the one-step gain
+# $|\bar A|$. Below the sliders, a static snapshot of the first state is shown for readers
+# without a running kernel.
 
 # %%
 app = viz.widgets.discretization_app(eigenvalue=-1.0, dt=0.5)
-app
+app.show()
 
 # %% [markdown]
 # ## Check
@@ -232,7 +251,81 @@ assert 0.9 < slopes["euler"] < 1.1 and 0.9 < slopes["mamba"] < 1.1, slopes
 assert errors["zoh"].max() < 1e-12
 
 # %% [markdown]
+# ## 7. Why time-aware models must tame their gaps
+#
+# For a constant input the state settles at the fixed point $\bar B/(1 - \bar A)$. ZOH's
+# $\bar B$ saturates at $-B/\lambda$ when $\Delta$ grows, so the fixed point stays at the true
+# steady state $-B/\lambda$ whatever the step. Mamba's $\bar B = \Delta B$ does not saturate:
+#
+# $$\frac{\bar B}{1 - \bar A} = \frac{\Delta}{1 - e^{\Delta\lambda}}\,B
+# \;\approx\; \Delta B \quad (\Delta|\lambda| \gg 1),$$
+#
+# 5.03 instead of 1 at $\Delta = 5$, $\lambda = -1$. An input held over a long step counts
+# $\Delta$ times. This is the key fact for time-aware models: fed raw gaps in seconds
+# ($\hat\Delta = \Delta\cdot\mathcal{D}$ with $\mathcal{D} \sim 10^6$), Mamba's $\bar B$ would
+# multiply an input by about a million. TiM4Rec therefore passes its gaps through LayerNorm
+# (and a softplus, notebook 04) before they touch $\Delta$; SS4Rec uses ZOH, whose $\bar B$ stays
+# bounded, and learns a small step scale (notebook 05 also compresses the toy's gaps with
+# `time_norm=log1p`).
+
+# %%
+steps = np.logspace(-2, 6, 33)
+fixed = {m: viz.kernels.steady_state(lam, steps, m) for m in ("zoh", "mamba")}
+fig = viz.kernels.steady_state_curves(steps, fixed, title="Fixed point for λ = −1, input 1")
+fig
+
+# %% [markdown]
+# ## Check
+
+# %%
+np.testing.assert_allclose(fixed["zoh"], 1.0, rtol=1e-9)  # −B/λ for every step
+assert abs(viz.kernels.steady_state(lam, [5.0], "mamba")[0] - 5.0 / (1 - np.exp(-5.0))) < 1e-12
+assert fixed["mamba"][-1] > 0.99e6  # a gap of 10⁶ (raw seconds) counts the input 10⁶ times
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1.** Write `zoh_b_bar(lam, dt)`, ZOH's $\bar B$ for a scalar $\lambda < 0$ and
+# $B = 1$, from the formula of section 2, and evaluate it at $\lambda = -2$, $\Delta = 0.3$.
+#
+# <details><summary>Solution</summary>
+#
+# ```python
+# def zoh_b_bar(lam, dt):
+#     return (np.exp(dt * lam) - 1.0) / lam  # (Δλ)⁻¹(e^{Δλ} − 1)Δ·B with B = 1
+#
+# zoh_b_bar(-2.0, 0.3)  # 0.2256
+# ```
+# </details>
+#
+# **Exercise 2.** For $\lambda = -4$, from which step $\Delta$ on does forward Euler blow up,
+# and what fixed point does Mamba's discretization reach at $\Delta = 2$ (input 1)?
+#
+# <details><summary>Solution</summary>
+#
+# Euler's $\bar A = 1 + \Delta\lambda$ must satisfy $|1 - 4\Delta| < 1$, so it blows up for
+# $\Delta > 2/|\lambda| = 0.5$. Mamba's fixed point is $\Delta/(1 - e^{\Delta\lambda}) =
+# 2/(1 - e^{-8}) \approx 2.0007$, eight times ZOH's $-1/\lambda = 0.25$.
+# </details>
+
+
+# %% jupyter={"source_hidden": true}
+# hidden check of the two solutions above
+def zoh_b_bar(lam, dt):
+    return (np.exp(dt * lam) - 1.0) / lam
+
+
+_, b_ref = ssm.discretize(torch.tensor([-2.0]), torch.ones(1), 0.3, "zoh")
+assert abs(zoh_b_bar(-2.0, 0.3) - b_ref.item()) < 1e-12 and round(zoh_b_bar(-2.0, 0.3), 4) == 0.2256
+below, above = viz.kernels.amplification(np.array([-4.0 * 0.49, -4.0 * 0.51]), "euler")
+assert below < 1.0 < above  # Euler's |Ā| crosses 1 at Δ = 2/|λ| = 0.5
+assert abs(viz.kernels.steady_state(-4.0, [2.0], "mamba")[0] - 2.0007) < 1e-4
+
+# %% [markdown]
 # **Takeaways.** ZOH is exact for inputs held over a step and stable for any $\Delta$; this is
 # what lets SS4Rec use the real (and wildly varying) time gap as $\Delta$ (notebook 02). Mamba
 # keeps ZOH's $\bar A$, so its stability, and simplifies $\bar B$ to $\Delta B$ (TiM4Rec Eq. 13),
-# which SSD's matrix form relies on (notebook 03).
+# which SSD's matrix form relies on (notebook 03), at the price of a fixed point that grows with
+# $\Delta$.
+#
+# [← index](00_index.ipynb) · next: [02 · S5 with real time gaps vs S6](02_s5_vs_s6.ipynb)

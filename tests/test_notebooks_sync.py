@@ -76,3 +76,24 @@ def test_notebook_was_executed_in_order_and_is_small(stem):
     assert not errors, f"{stem}: stored error output {errors[0].get('ename')}"
     assert "widgets" not in nb.metadata, f"{stem}: widget state stored (plotly.js bundle, MBs)"
     assert path.stat().st_size < MAX_BYTES, f"{stem}.ipynb is {path.stat().st_size} bytes"
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_exercises_are_checked_and_notebooks_link_each_other(stem):
+    """≥ 2 exercises, each with a folded solution, checked by a hidden cell that asserts; a link
+    back to the index (the index links forward); every widget app shown with its snapshot."""
+    nb = jupytext.read(NOTEBOOKS / f"{stem}.py")
+    md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    exercises = md.count("**Exercise ")
+    assert exercises >= 2, f"{stem}: {exercises} exercises, expected at least 2"
+    assert md.count("<details><summary>Solution</summary>") >= exercises, f"{stem}: unsolved"
+    hidden = [c for c in code if c.metadata.get("jupyter", {}).get("source_hidden")]
+    assert hidden and all("assert" in c.source for c in hidden), (
+        f"{stem}: expected hidden check cells (metadata jupyter.source_hidden) that assert"
+    )
+    target = "01_ssm_discretization.ipynb" if stem.startswith("00") else "00_index.ipynb"
+    assert f"]({target}" in md, f"{stem}: no markdown link to {target}"
+    for c in code:  # a reader without a kernel sees the snapshot where the app would be
+        if "_app(" in c.source:
+            assert ".show()" in c.source, f"{stem}: widget app without .show():\n{c.source}"

@@ -112,16 +112,6 @@ def test_s5_states_match_a_loop_and_keep_state_at_zero_gap():
     np.testing.assert_allclose(scans.decay_factors(dt, lam), np.exp(dt[:, None] * lam[None]))
 
 
-def test_continuous_path_passes_through_the_states():
-    t_ev = np.array([0.0, 1.0, 1.0, 4.0])
-    lam = np.array([-0.5, -2.0])
-    h = scans.s5_states(np.diff(t_ev, prepend=0.0), lam, np.ones(2), np.ones(4))
-    tp, hp = scans.continuous_path(t_ev, h, lam, max_points=60)
-    assert len(tp) <= 70 and hp.shape == (len(tp), 2) and np.all(np.diff(tp) >= 0)
-    for k in range(4):  # the path starts each free-decay piece at the state of the interaction
-        np.testing.assert_allclose(hp[np.flatnonzero(tp == t_ev[k])[-1]], h[k])
-
-
 def test_scan_builders_traces_and_titles():
     t = np.array([0.0, 0.5, 2.0, 10.0])
     fig = scans.timeline(t)

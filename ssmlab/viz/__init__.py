@@ -4,8 +4,9 @@
 - ``viz.scans``: state trajectories on irregular timelines, exp(ΔΛ) decay, Δ per step;
 - ``viz.masks``: heatmaps of L, CBᵀ, M = L∘CBᵀ, causal / time-aware / packed masks, chunk blocks;
 - ``viz.timing``: cost against sequence length;
-- ``viz.widgets``: sliders wired to the same builders (imported on first use: it loads
-  ipywidgets and anywidget).
+- ``viz.widgets``: sliders wired to the same builders (notebooks 01, 02 and the ``App`` class);
+  ``viz.widgets_ssd`` (notebooks 03, 04) and ``viz.widgets_training`` (05); imported on first
+  use: they load ipywidgets and anywidget.
 
 Builders are pure: data in (tensors, arrays, lists), ``plotly.graph_objects.Figure`` out; no
 ``.show()``, no files. ``viz`` uses ``ssmlab.ssm`` and plain data only (SPEC.md), never the layers.
@@ -23,14 +24,15 @@ except ImportError as err:  # pragma: no cover - depends on the installed extras
 from ssmlab.viz import kernels, masks, scans, timing
 
 __all__ = ["kernels", "masks", "scans", "timing", "widgets"]
+_LAZY = ("widgets", "widgets_ssd", "widgets_training")
 
 
 def __getattr__(name: str):
-    if name == "widgets":
+    if name in _LAZY:
         try:
-            return importlib.import_module("ssmlab.viz.widgets")
+            return importlib.import_module(f"ssmlab.viz.{name}")
         except ImportError as err:  # pragma: no cover
             raise ImportError(
-                "ssmlab.viz.widgets needs ipywidgets and anywidget: pip install 'ssmlab[lab]'"
+                f"ssmlab.viz.{name} needs ipywidgets and anywidget: pip install 'ssmlab[lab]'"
             ) from err
     raise AttributeError(f"module 'ssmlab.viz' has no attribute {name!r}")

@@ -65,7 +65,7 @@ def discrete_step_response(A: complex, B: float, dt: float, t_end: float, method
     """
     if not dt > 0:
         raise ValueError(f"dt: expected a positive step, got {dt!r}")
-    n_steps = max(1, int(math.ceil(t_end / dt - 1e-9)))
+    n_steps = max(1, math.ceil(t_end / dt - 1e-9))
     a = torch.tensor([_eigenvalue(A)], dtype=torch.complex128)
     A_bar, B_bar = ssm.discretize(
         a,
@@ -109,9 +109,14 @@ def step_errors(
 
 # ---------------------------------------------------------------- builders (go.Figure out)
 def step_response(
-    t_exact, h_exact, discrete: Mapping[str, tuple], title: str = "Step response"
+    t_exact,
+    h_exact,
+    discrete: Mapping[str, tuple],
+    title: str = "Step response",
+    unit: str | None = None,
 ) -> go.Figure:
-    """Exact continuous response (line) against each method's discrete states (markers).
+    """Exact continuous response (line) against each method's discrete states (markers);
+    ``unit`` names the time unit on the x axis.
 
     Shapes:
         t_exact, h_exact: (k,)  real or complex (the real part is drawn)
@@ -144,7 +149,7 @@ def step_response(
                 line=dict(width=1, color=color_of(method, i)),
             )
         )
-    return base_layout(fig, title, "time t", "state Re h(t)")
+    return base_layout(fig, title, f"time t ({unit})" if unit else "time t", "state Re h(t)")
 
 
 def stability_curve(
@@ -267,5 +272,49 @@ def error_vs_dt(
         )
     fig = base_layout(fig, title, "Δt", "max |h_k − h(kΔt)|")
     fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
+def steady_state(A: complex, dts, method: str) -> np.ndarray:
+    """The fixed point B̄/(1 − Ā) a constant unit input drives one state to, for every Δ (B = 1).
+
+    ZOH gives −1/λ whatever Δ (the true steady state); Mamba's B̄ = ΔB gives
+    Δ/(1 − e^{Δλ}), which grows like Δ: an input held over a long step counts Δ times.
+
+    Shapes:
+        dts: (k,) positive  -> (k,) real
+    """
+    d = torch.as_tensor(np.asarray(to_numpy(dts, None, name="dts"), dtype=np.float64))
+    if d.ndim != 1 or torch.any(d <= 0):
+        raise ValueError(f"dts: expected positive 1-D steps, got shape {tuple(d.shape)}")
+    a = torch.tensor([_eigenvalue(A)], dtype=torch.complex128)
+    A_bar, B_bar = ssm.discretize(a, torch.ones_like(a), d[:, None], method)  # (k 1)
+    return (B_bar / (1 - A_bar)).real[:, 0].numpy()
+
+
+def steady_state_curves(
+    dts, curves: Mapping, title: str = "Where a constant input drives the state", unit: str = ""
+) -> go.Figure:
+    """Log-log fixed point B̄/(1 − Ā) against the step Δ, one line per method.
+
+    Shapes:
+        dts: (k,)   curves: method -> (k,)
+    """
+    d = round_sig(to_numpy(dts, None, name="dts"))
+    fig = go.Figure()
+    for i, (method, v) in enumerate(curves.items()):
+        v = to_numpy(v, None, name=f"curves[{method!r}]")
+        if v.shape != d.shape:
+            raise ValueError(
+                f"curves[{method!r}]: expected shape {d.shape} like dts, got {v.shape}"
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=d, y=round_sig(v), mode="lines", name=method, line=dict(color=color_of(method, i))
+            )
+        )
+    fig = base_layout(fig, title, f"step Δ{f' ({unit})' if unit else ''}", "B̄ / (1 − Ā)")
+    fig.update_xaxes(type="log", exponentformat="power")
     fig.update_yaxes(type="log", exponentformat="power")
     return fig

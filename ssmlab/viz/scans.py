@@ -1,8 +1,11 @@
 """Scan figures: state trajectories on irregular timelines, decay exp(ΔΛ), Δ per step (notebook 02).
 
-S5 in SS4Rec discretizes with the real gap Δ_k = t_k − t_{k-1} [TiM4Rec Eq. (9)], so a state decays
-by Ā_k = exp(Δ_k Λ) between two interactions [TiM4Rec Eq. (2)]; S6 (Mamba) computes Δ from the
-input instead. The data helpers call ``ssm.discretize`` and ``ssm.linear_scan``; the builders draw.
+S5 in SS4Rec discretizes interaction k with the gap to the *next* interaction,
+Δ_k = t_{k+1} − t_k, and at the last position with the gap to the query time (the time we ask
+"what next?") [SS4Rec], as ``ssmlab.models.ss4rec.query_gaps`` does: under zero-order hold the
+input x_k is held over [t_k, t_{k+1}], and Ā_k = exp(Δ_k Λ) [TiM4Rec Eq. (2)]. S6 (Mamba)
+computes Δ from the input instead. The data helpers call ``ssm.discretize`` and
+``ssm.linear_scan``; the builders draw.
 """
 
 from __future__ import annotations
@@ -60,46 +63,88 @@ def decay_factors(dt, Lambda) -> np.ndarray:
     return A_bar.abs().numpy()
 
 
-def continuous_path(t_events, h_events, Lambda, scale: float = 1.0, max_points: int = 200):
-    """The state between interactions: h(t) = exp(scale·(t − t_k) Λ) h_k (free decay), on a grid.
+def next_gaps(timestamps, query_time: float) -> np.ndarray:
+    """SS4Rec's step input: the gap to the next interaction, t_{k+1} − t_k, and at the last
+    position the gap to the query time, ``query_time`` − t_last (clamped at 0, as the model does).
 
-    The returned curve has a jump at every interaction (the input enters there) and is drawn with
-    about ``max_points`` samples in all: the same number per non-empty gap, half spaced
-    geometrically from the gap's start and half evenly, so a fast decay right after an interaction
-    and a slow one over months are both resolved. Each piece ends with the decayed value at the
-    next interaction, so the jump is drawn vertical. The last piece extends 5% of the time span
-    past the last interaction.
+    Implements SS4Rec's interval input [SS4Rec] (``ssmlab.models.ss4rec.query_gaps`` for one
+    sequence without padding).
 
     Shapes:
-        t_events: (l,)  h_events: (l, p)  Lambda: (p,)  -> t: (m,)  h: (m, p) complex
+        timestamps: (l,) sorted  -> (l,)
     """
-    t_ev = to_numpy(t_events, None, name="t_events")
-    h_ev = np.asarray(h_events, dtype=np.complex128)
-    lam = np.asarray(to_numpy(Lambda, None, name="Lambda"), dtype=np.complex128)
-    if h_ev.ndim != 2 or h_ev.shape != (len(t_ev), len(lam)):
-        raise ValueError(f"h_events: expected shape {(len(t_ev), len(lam))}, got {h_ev.shape}")
-    span = max(float(t_ev[-1] - t_ev[0]), 1e-12)
-    ends = np.append(t_ev[1:], t_ev[-1] + 0.05 * span)  # (l,) end of each free-decay piece
-    gaps = ends - t_ev
-    per_gap = max(2, (max_points - len(t_ev)) // max(int(np.sum(gaps > 0)), 1))
+    t = to_numpy(timestamps, None, name="timestamps")
+    if t.ndim != 1 or len(t) == 0 or np.any(np.diff(t) < 0):
+        raise ValueError(f"timestamps: expected a non-empty sorted 1-D vector, got {t.tolist()}")
+    return np.maximum(np.diff(np.append(t, float(query_time))), 0.0)
+
+
+def zoh_path(timestamps, query_time: float, Lambda, B, x, scale: float = 1.0, steps: int = 24):
+    """The continuous-time state under zero-order hold, sampled inside every step.
+
+    Input x_k is held over [t_k, t_{k+1}] (the last one up to ``query_time``), so inside step k
+    the state moves from h_{k-1} along the exact solution with that input,
+    h(t) = Ā(τ) h_{k-1} + B̄(τ) x_k with τ = scale·(t − t_k) and (Ā, B̄) = ZOH(Λ, B, τ)
+    [TiM4Rec Eq. (2)]; with B = −Λ it relaxes from h_{k-1} towards x_k. The path is continuous
+    (no jump at an interaction) and reaches h_k, the state the recurrence gives with
+    Δ_k = scale·(t_{k+1} − t_k), at the end of step k. ``steps`` samples per step, spaced
+    geometrically from the step's start and evenly (a fast relaxation right after an interaction
+    and a slow one over months are both resolved).
+
+    Shapes:
+        timestamps: (l,)  Lambda: (p,)  B: (p,)  x: (l,)  -> t: (m,)  h: (m, p) complex
+    """
+    t_ev = to_numpy(timestamps, None, name="timestamps")
+    gaps = next_gaps(t_ev, query_time)  # (l,)
+    lam = _vector(Lambda, "Lambda", torch.complex128)
+    B_t = _vector(B, "B", torch.complex128)
+    x_t = _vector(x, "x", torch.complex128)
+    if x_t.shape != (len(t_ev),) or lam.shape != B_t.shape:
+        raise ValueError(
+            f"x: expected shape ({len(t_ev)},) like timestamps, got {tuple(x_t.shape)}; "
+            f"Lambda, B: expected equal (p,), got {tuple(lam.shape)}, {tuple(B_t.shape)}"
+        )
+    half = max(steps // 2, 2)
+    u = np.unique(np.concatenate([[0.0], np.geomspace(1e-3, 1.0, half), np.linspace(0, 1, half)]))
+    h_prev = torch.zeros_like(lam)
     ts, hs = [], []
     for k in range(len(t_ev)):
-        if gaps[k] > 0:  # geometric and even steps from 0 up to the value just before the jump
-            half = max(per_gap // 2, 2)
-            u = np.unique(
-                np.concatenate([[0.0], np.geomspace(1e-3, 1.0, half), np.linspace(0, 1, half)])
-            )
-            grid = t_ev[k] + gaps[k] * u
-        else:
-            grid = t_ev[k : k + 1]
-        ts.append(grid)
-        hs.append(np.exp(scale * (grid - t_ev[k])[:, None] * lam[None, :]) * h_ev[k][None, :])
+        tau = torch.as_tensor(scale * gaps[k] * u)  # (m,) time since t_k, in steps
+        A_bar, B_bar = ssm.discretize(lam[None, :], B_t[None, :], tau[:, None], "zoh")  # (m p)
+        ts.append(t_ev[k] + gaps[k] * u)
+        hs.append((A_bar * h_prev + B_bar * x_t[k]).numpy())
+        h_prev = torch.as_tensor(hs[-1][-1])
     return np.concatenate(ts), np.concatenate(hs)
 
 
+def first_item_weight(delta, A) -> np.ndarray:
+    """Weight of the first input x_0 in the S6 state h_t, for t = 0 .. l−1:
+    Δ_0 · exp(A Σ_{k=1}^{t} Δ_k) (B = 1; Mamba's B̄_0 = Δ_0 B, then Ā_k = exp(Δ_k A)).
+
+    Implements the decay of [TiM4Rec Eq. (3), (13)] for one input channel and diagonal A.
+
+    Shapes:
+        delta: (l,) positive   A: (n,) negative  -> (l, n)
+    """
+    d = _vector(delta, "delta")
+    a = _vector(A, "A")
+    if torch.any(d < 0):
+        raise ValueError("delta: expected non-negative steps")
+    cum = torch.cumsum(torch.cat([d.new_zeros(1), d[1:]]), 0)  # (l,) Σ_{k=1}^{t} Δ_k
+    return (d[0] * torch.exp(cum[:, None] * a[None, :])).numpy()
+
+
 # ---------------------------------------------------------------- builders
-def timeline(timestamps, title: str = "An irregular timeline", unit: str = "days") -> go.Figure:
-    """Interactions as ticks on a time axis, labelled with their gap Δt to the previous one.
+def timeline(
+    timestamps,
+    title: str = "An irregular timeline",
+    unit: str = "days",
+    gap: str = "previous",
+    query_time: float | None = None,
+) -> go.Figure:
+    """Interactions as ticks on a time axis, labelled with their gap Δt to the previous one
+    (``gap="previous"``, TiM4Rec's 𝒟) or to the next one (``gap="next"``, SS4Rec's step: the
+    last one is the gap to ``query_time``, drawn as an open marker).
 
     Every tick carries its label on hover; labels are printed only where they do not overlap
     (a burst of interactions shares the label of its first one).
@@ -110,7 +155,11 @@ def timeline(timestamps, title: str = "An irregular timeline", unit: str = "days
     t = to_numpy(timestamps, name="timestamps")
     if t.ndim != 1 or len(t) == 0:
         raise ValueError(f"timestamps: expected a non-empty 1-D vector, got shape {t.shape}")
-    gaps = np.diff(t, prepend=t[0])
+    if gap not in ("previous", "next"):
+        raise ValueError(f"gap: expected 'previous' or 'next', got {gap!r}")
+    if gap == "next" and query_time is None:
+        raise ValueError("gap='next' needs query_time (the gap of the last interaction)")
+    gaps = np.diff(t, prepend=t[0]) if gap == "previous" else next_gaps(t, query_time)
     hover = [f"k={k}, t={tk:g}, Δt={g:.3g}" for k, (tk, g) in enumerate(zip(t, gaps))]
     text, last = [], None
     for k, (tk, g) in enumerate(zip(t, gaps)):
@@ -130,6 +179,18 @@ def timeline(timestamps, title: str = "An irregular timeline", unit: str = "days
             name="interaction",
         )
     )
+    if query_time is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[float(query_time)],
+                y=[0.0],
+                mode="markers+text",
+                text=["query"],
+                textposition="top center",
+                marker=dict(size=12, symbol="circle-open", line=dict(width=2)),
+                name="query time",
+            )
+        )
     fig = base_layout(fig, title, f"time ({unit})", "", height=240, showlegend=False)
     fig.update_yaxes(visible=False, range=[-0.5, 1])
     return fig
@@ -214,7 +275,11 @@ def decay_bars(
 
 
 def decay_curves(
-    dt, curves: Mapping, marker_dt: float | None = None, title: str = "exp(ΔΛ) against the step Δ"
+    dt,
+    curves: Mapping,
+    marker_dt: float | None = None,
+    title: str = "exp(ΔΛ) against the step Δ",
+    unit: str | None = None,
 ) -> go.Figure:
     """Weight |exp(Δλ)| kept from the previous state as Δ grows (log Δ axis), one curve per λ.
 
@@ -242,9 +307,40 @@ def decay_curves(
                 line=dict(dash="dot", color="#555"),
             )
         )
-    fig = base_layout(fig, title, "step Δ", "|exp(Δλ)|")
+    fig = base_layout(fig, title, f"step Δ ({unit})" if unit else "step Δ", "|exp(Δλ)|")
     fig.update_xaxes(type="log", exponentformat="power")
     fig.update_yaxes(range=[0, 1.05])
+    return fig
+
+
+def first_item_plot(
+    weights: Mapping, title: str = "How much of the first item is left in the state"
+) -> go.Figure:
+    """Weight of the first input in the state h_t against the position t, one line per label
+    (log y: a weight that survives stays near the top, a forgotten one drops by decades).
+
+    Shapes:
+        weights: label -> (l,) positive
+    """
+    if not isinstance(weights, Mapping) or not weights:
+        raise ValueError("weights: expected a non-empty dict label -> (l,) values")
+    fig = go.Figure()
+    for i, (label, w) in enumerate(weights.items()):
+        w = round_sig(to_numpy(w, None, name=f"weights[{label!r}]"))
+        if w.ndim != 1:
+            raise ValueError(f"weights[{label!r}]: expected 1-D values, got shape {w.shape}")
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(len(w)),
+                y=finite_or_none(np.where(w > 0, w, np.nan)),
+                mode="lines+markers",
+                name=label,
+                marker=dict(size=4),
+                line=dict(color=color_of(label, i)),
+            )
+        )
+    fig = base_layout(fig, title, "position t (items after the first)", "weight of x₀ in h_t")
+    fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 

@@ -150,7 +150,7 @@ def metric_bars(
     """
     if not isinstance(results, Mapping) or not results:
         raise ValueError("results: expected a non-empty dict model -> {metric: value}")
-    groups = groups or {name: "test" for name in results}
+    groups = groups or dict.fromkeys(results, "test")
     unknown = sorted(set(results) - set(groups))
     if unknown:
         raise ValueError(f"groups: no group for models {unknown}")

@@ -11,8 +11,8 @@ Needs the ``lab`` extra (ipywidgets, anywidget: plotly's FigureWidget is an anyw
 from __future__ import annotations
 
 import base64
-from copy import deepcopy
 from collections.abc import Callable, Mapping, Sequence
+from copy import deepcopy
 
 import ipywidgets as widgets
 import numpy as np
@@ -107,6 +107,25 @@ class App(widgets.VBox):
         """Rebuild the figures from the current values and copy them into the FigureWidgets."""
         for fw, fig in zip(self.figures, self._redraw(**self.values), strict=True):
             _sync(fw, fig)
+
+    def snapshot(self) -> list[go.Figure]:
+        """Static copies of the figures at the current values, titled "Static snapshot: …"."""
+        figs = list(self._redraw(**self.values))
+        for fig in figs:
+            fig.update_layout(title_text=f"Static snapshot: {fig.layout.title.text}")
+        return figs
+
+    def show(self) -> None:
+        """Display the app, then a static snapshot of its figures below it.
+
+        A reader without a kernel (GitHub, nbviewer, a notebook opened without running it) sees
+        the snapshot where the live figures would be; with a kernel, the app above it moves.
+        """
+        from IPython.display import display
+
+        display(self)
+        for fig in self.snapshot():
+            display(fig)
 
     def __repr__(self) -> str:  # stable text/plain in stored notebooks (no random trace uids)
         return f"<ssmlab.viz.widgets.App {self.app_name!r}: controls {sorted(self.controls)}>"
@@ -217,40 +236,94 @@ def discretization_app(
 
 
 # ---------------------------------------------------------------- notebook 02
-def s5_decay_app(timestamps, Lambda, scale: float = 1.0, method: str = "zoh", B=None) -> App:
-    """Δt-scale slider -> S5 state trajectory on an irregular timeline and |exp(Δ_k Λ)| per step.
+def s5_decay_app(
+    timestamps,
+    Lambda,
+    scale: float = 1.0,
+    method: str = "zoh",
+    B=None,
+    query_time: float | None = None,
+    x=None,
+) -> App:
+    """Δt-scale slider -> S5 state path on an irregular timeline and |exp(Δ_k Λ)| per step.
 
-    Each interaction feeds x_k = 1; the step is Δ_k = scale · (t_k − t_{k-1}) [TiM4Rec Eq. (9)].
-    ``B`` defaults to −Λ: each state is then a continuous-time moving average of the input, with
-    memory 1/|λ| (B̄_k = 1 − exp(Δ_k λ) under ZOH). Controls: ``scale`` (log slider 0.01–100).
+    SS4Rec's step: Δ_k = scale · (t_{k+1} − t_k), the last one to ``query_time`` (default: 5% of
+    the span after the last interaction) [SS4Rec]. Under ZOH input x_k is held over that step and
+    the drawn path follows the exact solution inside it (``scans.zoh_path``). ``B`` defaults to −Λ:
+    each state is then a continuous-time moving average of the input, relaxing towards x_k with
+    memory 1/|λ|. ``x`` defaults to alternating ±1, so old and new inputs can be told apart.
+    Controls: ``scale`` (log slider 0.01–100).
 
     Shapes:
         timestamps: (l,) sorted   Lambda: (p,) real negative (or complex)   B: (p,) or None
+        x: (l,) or None
     """
-    t = torch.as_tensor(np.asarray(timestamps, dtype=np.float64))[None]  # (1 l)
-    gaps = ssm.time_deltas(t)[0].numpy()  # (l,)
+    t_np = np.asarray(timestamps, dtype=np.float64)
+    if query_time is None:
+        query_time = float(t_np[-1] + 0.05 * max(float(t_np[-1] - t_np[0]), 1e-12))
+    gaps = scans.next_gaps(t_np, query_time)  # (l,)
     lam = np.asarray(Lambda)
     B = -lam if B is None else np.asarray(B)
+    x_np = np.where(np.arange(len(t_np)) % 2 == 0, 1.0, -1.0) if x is None else np.asarray(x)
     names = [
         f"λ = {complex(v).real:g}" if complex(v).imag == 0 else f"λ = {complex(v):g}" for v in lam
     ]
     controls = {"scale": _log_slider("Δt scale", scale, 0.01, 100.0)}
 
     def redraw(scale):
-        dt = scale * gaps
-        h = scans.s5_states(dt, lam, B, np.ones(len(dt)), method)
-        t_path, h_path = scans.continuous_path(t[0].numpy(), h, lam, scale=scale)
+        if method != "zoh":  # the path is drawn for ZOH; the bars hold for any method
+            raise ValueError(f"s5_decay_app draws the ZOH path; got method={method!r}")
+        t_path, h_path = scans.zoh_path(t_np, query_time, lam, B, x_np, scale=scale)
         traj = scans.state_trajectory(
             t_path,
             h_path,
             names,
-            events=t[0].numpy(),
-            title=f"S5 states, Δ_k = {scale:.3g} · gap",
-            xaxis="time",
+            events=t_np,
+            title=f"S5 states under ZOH, Δ_k = {scale:.3g} · (t_(k+1) − t_k)",
+            xaxis="time (days)",
         )
-        return [traj, scans.decay_bars(scans.decay_factors(dt, lam), names)]
+        return [traj, scans.decay_bars(scans.decay_factors(scale * gaps, lam), names)]
 
     return App("s5_decay", controls, redraw)
+
+
+def s6_memory_app(
+    n_irrelevant: int = 20, delta_irrelevant: float = 0.01, delta_relevant: float = 1.0, A=-1.0
+) -> App:
+    """S6's long-range memory: one relevant item, then many irrelevant ones.
+
+    The first item gets Δ = ``delta_relevant``. S6 (selective) gives the irrelevant items a
+    small Δ (its input says "skip me"), so exp(ΔA) ≈ 1 and the first item survives them; an LTI
+    model (S4, constant Δ) uses the same Δ at every step and forgets it geometrically. Left: the
+    first item's weight in the state against the position; right: Δ per position.
+    Controls: ``n_irrelevant`` (0–60), ``delta_irrelevant`` (log slider 1e-3–1).
+    """
+    controls = {
+        "n_irrelevant": widgets.IntSlider(
+            value=n_irrelevant, min=0, max=60, description="irrelevant items", **_look()
+        ),
+        "delta_irrelevant": _log_slider("Δ irrelevant", delta_irrelevant, 1e-3, 1.0),
+    }
+    a = np.array([float(A)])
+
+    def redraw(n_irrelevant, delta_irrelevant):
+        selective = np.array([delta_relevant] + [delta_irrelevant] * n_irrelevant)
+        lti = np.full(n_irrelevant + 1, delta_relevant)
+        weights = {
+            "S6: Δ from the input": scans.first_item_weight(selective, a)[:, 0],
+            "LTI: constant Δ": scans.first_item_weight(lti, a)[:, 0],
+        }
+        left = scans.first_item_plot(
+            weights, title=f"First item after {n_irrelevant} irrelevant ones (A = {A:g})"
+        )
+        right = scans.delta_comparison(
+            {"S6: Δ from the input": selective, "LTI: constant Δ": lti},
+            title="Δ per position",
+            log=True,
+        )
+        return [left, right]
+
+    return App("s6_memory", controls, redraw)
 
 
 def s6_delta_app(x, w: float = 1.0, bias: float = 0.0, A=(-0.5, -2.0)) -> App:
@@ -355,10 +428,14 @@ def gap_mask_app(
         t = np.concatenate([[0.0], np.cumsum([g[f"gap_{k + 1}"] for k in range(len(gaps))])])
         panels = {
             "SSD: L, constant Δ": constant,
-            "TiM4Rec: L with Δ·D": masks.time_aware_mask(t, A, dt),
+            "TiM4Rec (idealized): L with Δ·𝒟": masks.time_aware_mask(t, A, dt),
         }
+        ztitles = dict.fromkeys(panels, "weight")
         if interval_fn is not None:
-            panels["TiSASRec: relative time"] = interval_fn(torch.as_tensor(t)[None])
-        return [masks.mask_grid(panels, title="Masks for the gaps set by the sliders")]
+            panels["TiSASRec: bucket index"] = interval_fn(torch.as_tensor(t)[None])
+            ztitles["TiSASRec: bucket index"] = "index"
+        return [
+            masks.mask_grid(panels, title="Masks for the gaps set by the sliders", ztitles=ztitles)
+        ]
 
     return App("gap_masks", controls, redraw, columns=1)

@@ -71,6 +71,19 @@ class LabServer:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")
 
+    def stop_all_sessions(self) -> None:
+        """Delete every session (and so shut down its kernel): the next notebook starts alone."""
+        for session in self.api("sessions"):
+            request = urllib.request.Request(
+                f"{self.url}/api/sessions/{session['id']}", method="DELETE",
+                headers={"Authorization": f"token {self.token}"},
+            )  # fmt: skip
+            with urllib.request.urlopen(request, timeout=30):
+                pass
+        deadline = time.monotonic() + 30
+        while self.api("kernels") and time.monotonic() < deadline:
+            time.sleep(0.25)
+
     def start_kernel_session(self, notebook: str) -> str:
         """Start the notebook's `python3` kernel through the REST API; returns its id.
 

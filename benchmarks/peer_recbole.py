@@ -274,7 +274,10 @@ def compare(
 def peer_markdown(r: dict) -> str:
     """The comparison table: per-epoch time, N@10, time to RecBole's best valid N@10."""
     m, rb = r["machine"], r["recbole"]
-    mean = lambda xs: sum(xs) / len(xs)
+
+    def mean(xs):
+        return sum(xs) / len(xs)
+
     lines = [
         f"# Peer comparison: RecBole 1.2.1 SASRec vs ssmlab SASRec ({r['data']})",
         "",

@@ -1,4 +1,4 @@
-"""``ssmlab bench kernels --quick`` runs end to end and writes its JSON and markdown (no timings)."""
+"""``ssmlab bench kernels --quick`` runs end to end, writing its JSON and markdown (no timings)."""
 
 from __future__ import annotations
 

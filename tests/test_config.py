@@ -155,7 +155,7 @@ def test_per_instance_objectives_are_respected():
 
 
 def test_unknown_model_lists_known():
-    with pytest.raises(KeyError, match="known models: .*sasrec"):
+    with pytest.raises(KeyError, match=r"known models: .*sasrec"):
         load_config("nosuchmodel", "toy")
 
 
@@ -177,7 +177,7 @@ def test_yaml_file_layer_and_preset(tmp_path, monkeypatch):
     assert cfg.train.patience == QUICK_TRAIN["toy"]["all"]["patience"]
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  epochz: 3\n")
-    with pytest.raises(ConfigError, match="unknown key 'train.epochz'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'train\.epochz'"):
         load_config("tiny", "toy", config_file=bad)
     with pytest.raises(ConfigError, match="not found"):
         load_config("tiny", "toy", config_file=tmp_path / "missing.yaml")
@@ -195,9 +195,9 @@ def test_round_trip_dict_and_yaml():
 
 
 def test_section_dataclasses_validate():
-    with pytest.raises(ConfigError, match="data.max_len"):
+    with pytest.raises(ConfigError, match=r"data\.max_len"):
         DataConfig(max_len=0)
-    with pytest.raises(ConfigError, match="exceeds model.max_len"):
+    with pytest.raises(ConfigError, match=r"exceeds model\.max_len"):
         build_config("tiny", [{"data": {"max_len": 99}, "model": {"max_len": 10}}])
     assert dataclasses.is_dataclass(TrainConfig) and TrainConfig().lr == 1e-3
     assert parse_overrides(["train.epochs=3"])["train"]["epochs"].value == 3

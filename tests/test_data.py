@@ -329,7 +329,7 @@ def test_download_goes_through_pooch_with_pinned_hash(tmp_path, monkeypatch):
         )
     ]
     assert (tmp_path / "ml-100k" / "ml-100k.zip").is_file() and data.n_users == 6
-    with pytest.raises(FileNotFoundError, match="ratings.dat"):
+    with pytest.raises(FileNotFoundError, match=r"ratings\.dat"):
         load_dataset("ml-1m", tmp_path, cache_dir=tmp_path / "c", download=False)
 
 

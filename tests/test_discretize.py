@@ -133,7 +133,7 @@ def test_extreme_steps_are_finite(dtype, kind, method):
 
 def test_bad_arguments():
     A, B = -torch.ones(3), torch.ones(3)
-    with pytest.raises(ValueError, match="zoh.*bilinear.*euler.*mamba"):
+    with pytest.raises(ValueError, match=r"zoh.*bilinear.*euler.*mamba"):
         discretize(A, B, 0.1, "rk4")
     with pytest.raises(ValueError, match="do not broadcast"):
         discretize(A, B, torch.ones(4), "zoh")
@@ -170,7 +170,7 @@ def test_time_gap_to_dt_errors():
         time_gap_to_dt(torch.tensor([5, -1]))
     with pytest.raises(ValueError, match="NaN"):
         time_gap_to_dt(torch.tensor([float("nan")]))
-    with pytest.raises(ValueError, match="raw.*log1p.*scale"):
+    with pytest.raises(ValueError, match=r"raw.*log1p.*scale"):
         time_gap_to_dt(torch.tensor([1.0]), norm="minmax")
     with pytest.raises(ValueError, match="scale > 0"):
         time_gap_to_dt(torch.tensor([1.0]), norm="scale")

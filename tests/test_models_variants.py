@@ -23,7 +23,10 @@ T0 = 1_600_000_000
 
 # ------------------------------------------------------------------------ TiSASRec baseline
 def test_clipped_interval_matrix_as_the_authors_baseline():
-    """min(|t_i - t_j|, k) in seconds, no r_min; pads (t = 0) are not special (TiSASRec.py:78-85)."""
+    """min(|t_i - t_j|, k) in seconds, no r_min; pads (t = 0) are not special.
+
+    TiSASRec.py:78-85.
+    """
     time_seq = torch.tensor([[100, 100, 250, 400, 0]])
     r = clipped_interval_matrix(time_seq, time_span=256)
     expect = torch.tensor(

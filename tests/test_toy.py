@@ -20,7 +20,7 @@ def toy():
 def test_default_sizes_and_stats(toy):
     stats = toy.stats()
     assert stats["users"] == 2000 and stats["items"] == 100
-    assert 20 <= stats["min_len"] and stats["max_len"] <= 50
+    assert stats["min_len"] >= 20 and stats["max_len"] <= 50
     assert stats["ceiling"]["time_blind"]["hr@10"] == 0.5
     assert stats["ceiling"]["time_aware"]["hr@10"] == 1.0
 

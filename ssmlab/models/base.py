@@ -144,6 +144,9 @@ def _extras(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def gather_last(hidden: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-    """Hidden state at position ``item_seq_len - 1`` of each row. Shapes: (b, l, d), (b,) -> (b, d)."""
+    """Hidden state at position ``item_seq_len - 1`` of each row.
+
+    Shapes: (b, l, d), (b,) -> (b, d)
+    """
     index = (item_seq_len - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, hidden.size(-1))
     return hidden.gather(1, index).squeeze(1)

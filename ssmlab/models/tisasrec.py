@@ -96,7 +96,8 @@ class TiSASRec(SequentialRecommender):
           gather/scatter attention can be used. ``reference=True`` runs the materialized form.
         - Init: Xavier-normal on every matrix, as in the PyTorch port.
 
-    ``variant="baseline"`` (TiM4Rec's Table 3 row; TiM4Rec ``baseline/TiSASRec/TiSASRec.py:87-110``):
+    ``variant="baseline"`` (TiM4Rec's Table 3 row;
+    TiM4Rec ``baseline/TiSASRec/TiSASRec.py:87-110``):
     E_item + P (learned positions on the input), LayerNorm, dropout, then ``n_layers``
     :class:`~ssmlab.layers.attention.IntervalTransformerBlock` (RecBole's post-LN layer with
     E_K[r_ij] added to the keys and E_V[r_ij] to the values), no final LayerNorm, N(0, 0.02) init

@@ -28,14 +28,14 @@ from ssmlab.ssm.ssd_common import decay_mask, finish, prepare, segment_sum
 from ssmlab.ssm.ssd_packed import check_seq_idx, reverse_within, segment_ids, time_deltas
 
 __all__ = [
+    "reverse_within",
+    "segment_sum",
     "ssd",
     "ssd_bidirectional",
     "ssd_chunked",
     "ssd_mask",
     "ssd_quadratic",
     "ssd_recurrent",
-    "reverse_within",
-    "segment_sum",
     "time_deltas",
 ]
 
@@ -104,7 +104,7 @@ def ssd_recurrent(
         returns y: (b, l, h, p), and final states (b, h, p, n) if ``return_final_states``
     """
     v = prepare(x, dt, A, B, C, chunk_size, D, seq_idx, initial_states)
-    b, seqlen, h, p = v.x.shape
+    b, _, h, p = v.x.shape
     n = v.B.shape[-1]
     decay = torch.exp(v.dt * v.A)  # (b l h)
     if v.seg is not None:
@@ -191,9 +191,9 @@ def ssd(
     ``backend`` ("torch", "mamba_ssm" or None for ``ssmlab.ssm.backend()``). The mamba-ssm path
     calls ``mamba_chunk_scan_combined`` with ``seq_idx`` renumbered 0, 1, 2, ... per row (the
     kernel expects that, and it then applies ``initial_states`` to the first sequence only) and
-    casts its final state (the kernel may return float32) to ``x.dtype``. float64 inputs take the torch
-    path whatever the backend: the kernel computes in float32 (``tests/kernels``: it agrees with
-    the float64 path only to float32 round-off). Any length works on both paths.
+    casts its final state (the kernel may return float32) to ``x.dtype``. float64 inputs take the
+    torch path whatever the backend: the kernel computes in float32 (``tests/kernels``: it agrees
+    with the float64 path only to float32 round-off). Any length works on both paths.
 
     Shapes:
         x: (b, l, h, p)

@@ -1,7 +1,8 @@
 """Training/inference efficiency against the history length: the TiM4Rec Table 5 / Fig. 6 analogue.
 
 ``ssmlab bench train [--models ...] [--lengths 50,100,200,400,800] [--batch-size B] [--steps K]
-[--eval-users N] [--device cpu|cuda] [--quick] [--out DIR]`` (or ``python benchmarks/efficiency.py``).
+[--eval-users N] [--device cpu|cuda] [--quick] [--out DIR]``
+(or ``python benchmarks/efficiency.py``).
 
 For each model (its Amazon-Beauty preset, ``max_len`` set to L) and each L, on synthetic
 sequences of full length L with Beauty's 12,101 items and increasing timestamps (so every
@@ -288,7 +289,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.lengths = sorted(set(lengths or ((8, 16) if args.quick else LENGTHS)))
     if args.lengths[0] < 2:
         p.error(f"--lengths must be >= 2, got {args.lengths}")
-    pick = lambda quick, gpu, cpu: quick if args.quick else gpu if cuda else cpu
+
+    def pick(quick, gpu, cpu):
+        return quick if args.quick else gpu if cuda else cpu
+
     args.batch_size = args.batch_size or pick(4, 2048, 16)
     args.steps = args.steps or pick(1, 5, 2)
     args.eval_users = args.eval_users or pick(4, 4096, 64)

@@ -6,9 +6,10 @@ mamba-ssm's Python wrappers assume a GPU, so for the tests of this folder only (
 fixture, undone after its last test) the harness:
 
 - sets ``TRITON_INTERPRET=1`` before mamba-ssm's kernel modules are imported;
-- registers a bare ``mamba_ssm`` package (for the rest of the process), so that ``mamba_ssm.ops.triton.*`` import without the
-  package ``__init__``, which loads the compiled ``selective_scan_cuda`` extension (absent
-  without CUDA) and the Hugging Face model classes (not installed by the ``gpu-code`` extra);
+- registers a bare ``mamba_ssm`` package (for the rest of the process), so that
+  ``mamba_ssm.ops.triton.*`` import without the package ``__init__``, which loads the compiled
+  ``selective_scan_cuda`` extension (absent without CUDA) and the Hugging Face model classes
+  (not installed by the ``gpu-code`` extra);
 - makes ``torch.cuda.device(index)`` a null context (the index is None on CPU);
 - answers ``torch.cuda.get_device_properties(...).multi_processor_count`` with a small
   constant (the backward kernels split work by it);

@@ -35,7 +35,10 @@ B_, H, P, G, N = 2, 4, 4, 2, 4  # batch, heads, head dim, groups (2 heads each),
 
 
 def make_inputs(seqlen, seed=0, d_shape=(H,), dt_max=0.2, a_max=1.5, initial=True):
-    """Random SSD inputs (b, l, h, p) etc.; dt in [0.01, 0.01 + dt_max], A in -[0.5, 0.5 + a_max]."""
+    """Random SSD inputs (b, l, h, p) etc.
+
+    dt in [0.01, 0.01 + dt_max], A in -[0.5, 0.5 + a_max].
+    """
     gen = torch.Generator().manual_seed(seed)
 
     def rand(*shape):

@@ -18,10 +18,14 @@ ALL=(--set train.objective=all --set train.batch_size=256 --set train.early_stop
 LAST=(--set train.objective=last --set train.early_stop=recbole)
 run() { "$PY" benchmarks/reproduce.py --data amazon-beauty --threads "${THREADS:-2}" "$@"; }
 
-# Two queues can run side by side, one core each: `bash benchmarks/table3_beauty.sh a` and `... b`.
+# Queues can run side by side, one core each: `bash benchmarks/table3_beauty.sh a`, `... b`, ...
 queue=${1:-all}
+shift || true  # the rest goes to the runs of queue tim4rec, e.g. --time-budget-min 80
 if [[ $queue == all || $queue == a ]]; then
   run --models sasrec,gru4rec,lrurec "${ALL[@]}"
+fi
+if [[ $queue == all || $queue == a2 ]]; then
+  run --models sasrec --tie-order file "${ALL[@]}"
   run --models sasrec --seeds 0,1,2 "${ALL[@]}"
 fi
 if [[ $queue == all || $queue == b ]]; then
@@ -30,4 +34,13 @@ if [[ $queue == all || $queue == b ]]; then
   run --models caser "${LAST[@]}" --set train.batch_size=2048
   run --models bert4rec --set train.early_stop=recbole
   run --models ssd4rec_star --seeds 0,1,2 "${ALL[@]}"
+fi
+if [[ $queue == all || $queue == ties ]]; then  # the same rows with the file's same-day order
+  run --models ssd4rec_star,gru4rec,lrurec,tisasrec --tie-order file "${ALL[@]}"
+fi
+if [[ $queue == all || $queue == tim4rec ]]; then  # Table 3's TiM4Rec: positional time MLP
+  run --models tim4rec "${LAST[@]}" "$@"  # the preset's prefix protocol, batch 2048
+fi
+if [[ $queue == all || $queue == mamba ]]; then
+  run --models mamba4rec "${ALL[@]}"
 fi

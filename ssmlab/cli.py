@@ -130,8 +130,13 @@ def main(argv: list[str] | None = None) -> int:
 
         if not isinstance(err, USER_ERRORS):
             raise  # a bug: keep the traceback
-        print(f"ssmlab {command}: error: {err}", file=sys.stderr, flush=True)
+        print(f"ssmlab {command}: error: {one_line(err)}", file=sys.stderr, flush=True)
         return 2
+
+
+def one_line(err: BaseException | str) -> str:
+    """An error message on one line (torch and pandas messages span several)."""
+    return " ".join(line.strip() for line in str(err).splitlines() if line.strip())
 
 
 if __name__ == "__main__":

@@ -72,6 +72,11 @@ class DataConfig:
     max_len: int | None = None  # longest history fed to the model; None: the model's max_len
     tie_order: str = "file"  # order of same-timestamp interactions: file, item, random
     tie_seed: int = 0  # seed of tie_order "random"
+    csv_columns: tuple[str | int, ...] | None = None  # csv:PATH: (user, item, time) column
+    # names, or 0-based positions with csv_header=false; None: user_id, item_id, timestamp
+    csv_sep: str = ","  # csv:PATH: field separator
+    csv_header: bool = True  # csv:PATH: the first line names the columns
+    csv_time_unit: str = "s"  # csv:PATH: times in seconds ("s") or milliseconds ("ms")
 
     def __post_init__(self):
         if not self.name:
@@ -82,11 +87,24 @@ class DataConfig:
             raise ConfigError(f"data.max_len must be > 0 or None, got {self.max_len}")
         if self.tie_order not in TIE_ORDERS:
             raise ConfigError(f"data.tie_order must be one of {TIE_ORDERS}, got {self.tie_order!r}")
+        if self.csv_columns is not None and len(self.csv_columns) != 3:
+            raise ConfigError(f"data.csv_columns needs (user, item, time), got {self.csv_columns}")
+        if self.csv_time_unit not in ("s", "ms"):
+            raise ConfigError(f"data.csv_time_unit must be 's' or 'ms', got {self.csv_time_unit!r}")
 
     def load(self):
         """The ``ssmlab.data.Dataset`` this section describes."""
+        csv = {}
+        if self.name.startswith("csv:"):
+            csv = {"sep": self.csv_sep, "header": self.csv_header, "time_unit": self.csv_time_unit}
+            if self.csv_columns is not None:
+                csv["columns"] = self.csv_columns
         return load_dataset(
-            self.name, data_dir=self.data_dir, tie_order=self.tie_order, tie_seed=self.tie_seed
+            self.name,
+            data_dir=self.data_dir,
+            tie_order=self.tie_order,
+            tie_seed=self.tie_seed,
+            **csv,
         )
 
 

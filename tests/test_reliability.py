@@ -185,3 +185,67 @@ def test_diverging_run_exits_1_from_the_cli(tmp_path, capsys):
     code, out, err = cli(capsys, "train", *QUICK, "--set", "train.lr=1e6", "--output", tmp_path)
     assert code == 1 and out == ""
     assert err.startswith("ssmlab train: error: training diverged") and "Traceback" not in err
+
+
+# -- 3. --resume applies what is safe to change, refuses the rest ----------------------------------
+def test_resume_applies_a_new_lr_and_records_it(tmp_path, capsys):
+    assert cli(capsys, "train", *QUICK, "--output", tmp_path)[0] == 0
+    code, out, err = cli(
+        capsys, "train", "--resume", "--output", tmp_path, "--set", "train.epochs=2",
+        "--set", "train.lr=0.0005", "--device", "cpu",
+    )  # fmt: skip
+    assert code == 0 and len(out.splitlines()) == 1, err
+    assert "resume: train.lr 0.003 -> 0.0005" in err
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["epoch"] == 2 and last["config"]["train"]["lr"] == 0.0005
+    assert {g["lr"] for g in last["optimizer"]["param_groups"]} == {0.0005}  # used, not ignored
+    assert "lr: 0.0005" in (tmp_path / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--set", "model.d_model=16"], ["--resume cannot change model.d_model (32 -> 16)"]),
+        (["--set", "train.batch_size=7"], ["train.batch_size", "train.lr"]),
+        (["--model", "gru4rec"], ["--model gru4rec", "holds a tinyrel run"]),
+        (["--data", "ml-100k"], ["--data ml-100k", "holds a run on toy"]),
+    ],
+)
+def test_resume_refuses_what_it_cannot_apply(tmp_path, capsys, extra, words):
+    assert cli(capsys, "train", *QUICK, "--output", tmp_path)[0] == 0
+    before = (tmp_path / "last.pt").read_bytes()
+    code, out, err = cli(capsys, "train", "--resume", "--output", tmp_path, *extra)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.startswith("ssmlab train: error:")
+    for word in words:
+        assert word in err
+    assert (tmp_path / "last.pt").read_bytes() == before
+
+
+def test_resume_on_changed_data_is_a_clear_error(tmp_path, capsys):
+    data = write_csv(tmp_path / "inter.csv")
+    run = tmp_path / "run"
+    args = [*QUICK, "--data", f"csv:{data}", "--output", run]
+    assert cli(capsys, "train", *args)[0] == 0
+    write_csv(data, n_users=13)  # one more user
+    code, out, err = cli(capsys, "train", "--resume", "--output", run, "--set", "train.epochs=2")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "trained on other data" in err and "users 12 -> 13" in err
+
+
+# -- 4. checkpoints record the dataset; eval refuses another one --------------------------------
+def test_eval_refuses_data_that_changed_behind_the_checkpoint(tmp_path, capsys, monkeypatch):
+    data = write_csv(tmp_path / "inter.csv")
+    monkeypatch.chdir(tmp_path)  # a relative path is stored as an absolute one
+    run = tmp_path / "run"
+    assert cli(capsys, "train", *QUICK, "--data", "csv:inter.csv", "--output", run)[0] == 0
+    best = load_checkpoint(run / "best.pt")
+    assert best["config"]["data"]["name"] == f"csv:{data}"
+    assert best["data"]["files"][0][0] == str(data) and best["data"]["items"] == 8
+    monkeypatch.chdir(tmp_path.parent)
+    assert cli(capsys, "eval", run)[0] == 0  # same data, from another working directory
+    write_csv(data, shift=3)  # same users and items, other histories
+    code, out, err = cli(capsys, "eval", run)
+    assert code == 2 and out == ""
+    assert "trained on other data" in err and f"file {data} sha256" in err
+    assert "fingerprint" in err and "items" not in err  # the counts did not change

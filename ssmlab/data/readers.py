@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import decimal
 import gzip
 import io
 import json
+import math
 import zlib
 from pathlib import Path
 
@@ -117,7 +119,9 @@ def read_table(
     if missing:
         raise DataFormatError(
             f"{display}: missing column(s) {missing}; columns found: {found}. "
-            "Name the right ones with columns=(user, item, time)."
+            "Name the right ones: `--set data.csv_columns=USER,ITEM,TIME` (ssmlab train), "
+            "`--columns USER,ITEM,TIME` (ssmlab data info) or columns=(user, item, time) "
+            "(load_dataset)."
         )
     with _parsing(source, display, "no interactions"):
         # no usecols: with it pandas silently ignores extra fields on a line
@@ -129,6 +133,7 @@ def read_table(
             skip_blank_lines=False,
             keep_default_na=False,
             na_values={**dict.fromkeys(wanted, ("",)), **dict.fromkeys(columns[:2], MISSING)},
+            dtype=dict.fromkeys(columns, str),  # parsed exactly by _finish, never via a float
             low_memory=False,
         )
     first_line = 2 if header else 1
@@ -153,26 +158,27 @@ def _finish(
     first_line: int,
     divisor: int,
     extra: tuple[str, ...] = (),
+    integer_ids: bool = True,
 ) -> pd.DataFrame:
-    """Validate the time column and return user/item/timestamp (+ extra) in file order."""
+    """Validate the time column and return user/item/timestamp (+ extra) in file order.
+
+    ``integer_ids``: integer id columns become int64 (CSV files); else ids stay text (JSON).
+    """
     raw_time = frame[columns[2]]
-    if pd.api.types.is_integer_dtype(raw_time.dtype):
-        numeric = raw_time.to_numpy()  # int64 or uint64: compared exactly below
-    elif pd.api.types.is_float_dtype(raw_time.dtype):
-        numeric = raw_time.to_numpy(np.float64)
-    else:  # text or JSON values: each parsed on its own (a bool or a list is not a time)
-        numeric = np.array([_number(v) for v in raw_time.to_numpy(dtype=object)], np.float64)
-        bad = ~np.isfinite(numeric)
+    numeric = _integer_times(raw_time)  # fast path: integers, exact (int64 or uint64)
+    if numeric is None:  # decimals, exponents, JSON values: each parsed exactly on its own
+        values = [_seconds(v) for v in raw_time.to_numpy(dtype=object)]
+        bad = np.array([v is None for v in values])
         if bad.any():
             row = int(np.argmax(bad))
             raise DataFormatError(
                 f"{display}: line {row + first_line}: timestamp "
                 f"{raw_time.iloc[row]!r} is not a finite number"
             )
-        numeric = np.floor(numeric)
+        numeric = np.array(values, dtype=object)  # Python ints: no rounding, no overflow
     for bad, what in (
         (numeric < 0, "negative timestamp {}"),
-        (numeric >= 2.0**63, "timestamp {} is beyond int64"),
+        (numeric > INT64_MAX, "timestamp {} is beyond int64"),
     ):
         if bad.any():
             row = int(np.argmax(bad))
@@ -183,8 +189,8 @@ def _finish(
     seconds = numeric.astype(np.int64)
     out = pd.DataFrame(
         {
-            "user": _ids(frame[columns[0]], display, first_line),
-            "item": _ids(frame[columns[1]], display, first_line),
+            "user": _ids(frame[columns[0]], display, first_line, integer_ids),
+            "item": _ids(frame[columns[1]], display, first_line, integer_ids),
             "timestamp": seconds // divisor,
         }
     )
@@ -193,37 +199,66 @@ def _finish(
     return out
 
 
-def _number(value) -> float:
-    """A timestamp cell as float (NaN when it is not a number: bool, list, text, ...)."""
+def _integer_times(raw_time: pd.Series) -> np.ndarray | None:
+    """The column as int64/uint64 when every cell is an integer, else None."""
+    if pd.api.types.is_integer_dtype(raw_time.dtype):
+        return raw_time.to_numpy()
+    if pd.api.types.infer_dtype(raw_time, skipna=False) != "string":
+        return None
+    try:
+        numeric = pd.to_numeric(raw_time)
+    except (ValueError, TypeError):
+        return None
+    return numeric.to_numpy() if pd.api.types.is_integer_dtype(numeric.dtype) else None
+
+
+def _seconds(value) -> int | None:
+    """A timestamp cell floored to an int, exactly (decimal text is not rounded through a
+    float); None when it is not a finite number (a bool, a list, text, NaN, inf)."""
     if isinstance(value, bool):
-        return np.nan
-    if isinstance(value, int | float | np.integer | np.floating):
-        return float(value)
+        return None
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return math.floor(value) if math.isfinite(value) else None
     if isinstance(value, str):
         try:
-            return float(value)
-        except ValueError:
-            return np.nan
-    return np.nan
+            number = decimal.Decimal(value.strip())
+        except decimal.InvalidOperation:
+            return None
+        if not number.is_finite():
+            return None
+        if not 0 <= number <= INT64_MAX:  # out of range (reported so); never builds 10**1e9
+            return -1 if number < 0 else INT64_MAX + 1
+        return int(number.to_integral_value(rounding=decimal.ROUND_FLOOR))
+    return None
 
 
-def _ids(column: pd.Series, display: str, first_line: int) -> np.ndarray:
-    """Ids as int64 when pandas read integers that fit, else as str (object array).
+def _ids(column: pd.Series, display: str, first_line: int, integers: bool) -> np.ndarray:
+    """Ids as str (object array); with ``integers``, as int64 when every id is an integer
+    that fits int64 (what pandas makes of an integer column), else the column's text as it
+    is: one "1.5", "inf" or 2**63 never turns "1" into "1.0" or wraps around.
 
-    Integers beyond int64 (pandas reads them as uint64) stay exact as str; an id that is
-    empty or a NaN/null spelling once stripped (:data:`MISSING`) is an error.
+    An id that is empty or a NaN/null spelling once stripped (:data:`MISSING`) is an error.
     """
-    if pd.api.types.is_integer_dtype(column.dtype) and (
-        pd.api.types.is_signed_integer_dtype(column.dtype) or column.max() <= INT64_MAX
-    ):
-        return column.to_numpy(np.int64)
-    ids = column.astype(str).str.strip().to_numpy(dtype=object)
+    text = column.astype(str).str.strip()
+    ids = text.to_numpy(dtype=object)
     missing = np.isin(ids, MISSING)
     if missing.any():
         row = int(np.argmax(missing))
         raise DataFormatError(
             f"{display}: line {row + first_line}: id {column.iloc[row]!r} is empty or NaN/null"
         )
+    if integers:
+        try:
+            numeric = pd.to_numeric(text)
+        except (ValueError, TypeError):
+            return ids
+        signed = pd.api.types.is_signed_integer_dtype(numeric.dtype)
+        if signed or (
+            pd.api.types.is_unsigned_integer_dtype(numeric.dtype) and numeric.max() <= INT64_MAX
+        ):
+            return numeric.to_numpy(np.int64)
     return ids
 
 
@@ -312,7 +347,8 @@ def read_amazon_reviews_json(source: Source, display: str) -> pd.DataFrame:
             "unixReviewTime": pd.Series(times, dtype=object),
         }
     )
-    return _finish(frame, ("reviewerID", "asin", "unixReviewTime"), display, 1, 1)
+    columns = ("reviewerID", "asin", "unixReviewTime")
+    return _finish(frame, columns, display, 1, 1, integer_ids=False)
 
 
 def _record(line: str):

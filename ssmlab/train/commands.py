@@ -43,7 +43,7 @@ from ssmlab.config import (
     parse_overrides,
 )
 from ssmlab.data import REGISTRY as DATA_REGISTRY
-from ssmlab.data import ChecksumError, DataFormatError, known_names, load_dataset
+from ssmlab.data import ChecksumError, DataFormatError, known_names
 from ssmlab.metrics import NonFiniteScoresError
 from ssmlab.models import build_model, get_model_class
 from ssmlab.train import checkpoint as ckpt
@@ -264,7 +264,7 @@ def evaluate_checkpoint(
     check_device(device)
     dev = dist_utils.resolve_device(device)
     if dataset is None:
-        dataset = load_dataset(config.data.name, data_dir=config.data.data_dir)
+        dataset = config.data.load()
     changes = ckpt.data_changes(state["data"], dataset) if "data" in state else []
     if dataset.n_items != state["n_items"] and not changes:
         changes = [f"items {state['n_items']} -> {dataset.n_items}"]
@@ -286,7 +286,9 @@ def evaluate_checkpoint(
     packed = data_objective(model, tc.objective) == "packed"
     result = {"model": config.model_name, "data": config.data.name}
     for stage in ("valid", "test"):
-        batches = split.eval_batches(stage, tc.eval_batch_size, config.max_len, packed=packed)
+        batches = split.eval_batches(
+            stage, tc.eval_batch_size, config.max_len, packed=packed, bucket=tc.bucket
+        )  # the trainer's order: the same sums, the same numbers to the last digit
         result[stage] = evaluate(model, batches, dev, tc.ks)
     return result
 
@@ -303,7 +305,9 @@ def main_eval(args: argparse.Namespace) -> int:
 
 
 def _fail(command: str, err: Exception | str, code: int) -> int:
-    print(f"ssmlab {command}: error: {err}", file=sys.stderr, flush=True)
+    from ssmlab.cli import one_line
+
+    print(f"ssmlab {command}: error: {one_line(err)}", file=sys.stderr, flush=True)
     return code
 
 

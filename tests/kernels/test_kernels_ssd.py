@@ -12,7 +12,8 @@ large enough that masked segment sums overflow exp in float32.
 Where the kernel and our semantics differ, a test below documents it and ``ssd`` handles it:
 - float64 inputs: the kernel computes in float32 and returns a float32 final state; ``ssd``
   takes the torch path for float64 (``test_float64_takes_the_torch_path``).
-- the kernel's final state may come back in float32; ``ssd`` casts it to x's dtype.
+- the kernel's final state may come back in float32; ``ssd`` casts it to x's dtype
+  (``test_float16_returns_x_dtype``).
 - mamba-ssm's own torch reference ``ssd_chunk_scan_combined_ref`` has NaN gradients once a
   masked segment sum overflows (exp(+large) * 0); ours and the kernel stay finite
   (``test_large_decay_finite_where_mamba_reference_is_nan``).
@@ -20,6 +21,7 @@ Where the kernel and our semantics differ, a test below documents it and ``ssd``
   blocks apply softplus and the gate themselves): ``test_fused_gate_and_softplus`` checks that
   the kernel's fused options equal our composition, so fusing them would be safe.
 Not checked here: bf16 (the interpreter does not emulate it faithfully; a GPU test does).
+float16 is, forward only, to float16 round-off.
 """
 
 from __future__ import annotations
@@ -180,6 +182,18 @@ def test_float64_takes_the_torch_path():
     assert final.dtype == torch.float64
     torch.testing.assert_close(y, y_ref, rtol=0, atol=0)
     torch.testing.assert_close(final, final_ref, rtol=0, atol=0)
+
+
+def test_float16_returns_x_dtype():
+    """float16 through the kernel: y and the final state in x's dtype, near the float32 path."""
+    inputs = make_inputs(20, d_shape=None)
+    half = {k: v if k == "A" else v.half() for k, v in inputs.items() if v is not None}
+    y, final = ssd(**half, chunk_size=8, return_final_states=True, backend="mamba_ssm")
+    assert y.dtype == final.dtype == torch.float16
+    ref = ssd_chunked(
+        **{k: v.float() for k, v in half.items()}, chunk_size=8, return_final_states=True
+    )
+    close({"y": y.float(), "final": final.float()}, {"y": ref[0], "final": ref[1]}, 2e-3, "fp16")
 
 
 def test_dispatch(monkeypatch, kernel_calls):

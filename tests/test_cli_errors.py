@@ -81,7 +81,7 @@ BAD_FILES = {
     "few.csv": ((HEADER + "1,2,3\n").encode(), "no interaction is left after 5-core"),
     "nanid.csv": ((HEADER + DENSE + "NaN,1,5\n").encode(), "line 38: malformed or truncated"),
     "nullitem.csv": ((HEADER + DENSE + "1,null,5\n").encode(), "line 38"),
-    "future.csv": ((HEADER + DENSE + "1,1,1e20\n").encode(), "timestamp 1e+20 is beyond int64"),
+    "future.csv": ((HEADER + DENSE + "1,1,1e20\n").encode(), "timestamp 1e20 is beyond int64"),
     "int64.csv": ((HEADER + DENSE + f"1,1,{2**63}\n").encode(), f"timestamp {2**63} is beyond"),
     "ragged.csv": ((HEADER + DENSE + "1,2,3,4,5\n").encode(), "malformed line"),
     "empty.csv": (b"", "is empty"),

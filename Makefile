@@ -34,8 +34,9 @@ cpu_torch = if [ "$$(uname -s)" = Linux ] && ! command -v nvidia-smi >/dev/null 
 
 # requirements.lock: exact versions of pyproject's dependencies and its dev and lab extras for
 # Python 3.11 on x86-64 Linux, resolved on PyPI alone (the local indexes pip.conf may add are
-# ignored). torch is resolved from its CPU wheel, so no CUDA package enters the lock, and written
-# without the +cpu label. Existing pins are kept while pyproject allows them; to move every pin
+# ignored). torch is resolved from its CPU wheel (constraint torch==$(TORCH)+cpu, which also beats
+# the lock's own torch==$(TORCH) pin when re-resolving), so no CUDA package enters the lock, and
+# is written without the +cpu label. Existing pins are kept while pyproject allows them; to move every pin
 # to the newest allowed version: make lock LOCK_FLAGS=--upgrade.
 TORCH_WHEELS ?= $(or $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null),\
 	https://download.pytorch.org/whl/cpu/torch/)
@@ -46,7 +47,7 @@ lock:
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra lab --quiet \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--no-config --index-url https://pypi.org/simple --find-links $(TORCH_WHEELS) \
-		--constraint <(echo torch==$(TORCH)) --custom-compile-command 'make lock' \
+		--constraint <(echo torch==$(TORCH)+cpu) --custom-compile-command 'make lock' \
 		$(LOCK_FLAGS) --output-file $(LOCK)
 	sed -i 's/^torch==$(TORCH)+cpu$$/torch==$(TORCH)/' $(LOCK)
 

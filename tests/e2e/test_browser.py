@@ -41,9 +41,10 @@ CHANGE_TIMEOUT_S = 20.0  # plot redrawn after the slider moved
 
 # JS: state of the notebook run (prompts, kernel indicator, error outputs).
 RUN_STATE_JS = """() => {
-  // cells shown with their input (a hidden check cell's prompt is not displayed, and its
-  // errors would still show in its output area)
-  const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+  // cells shown with their input: a hidden check cell shows a placeholder whose prompt is
+  // empty (its errors would still show in its output area)
+  const prompts = [...document.querySelectorAll(
+      '.jp-CodeCell .jp-InputPrompt:not(.jp-Placeholder-prompt)')]
     .filter(p => p.offsetParent !== null).map(p => p.textContent.trim());
   const ind = document.querySelector('.jp-Notebook-ExecutionIndicator');
   const errors = [...document.querySelectorAll(

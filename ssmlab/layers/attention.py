@@ -406,29 +406,15 @@ def clipped_interval_matrix(time_seq: torch.Tensor, time_span: int) -> torch.Ten
     return diff.clamp(max=time_span).long()  # truncation == their .int() for values >= 0
 
 
-class IntervalMultiHeadAttention(nn.Module):
+class IntervalMultiHeadAttention(MultiHeadAttention):
     """RecBole's multi-head attention with TiSASRec's interval keys and values added.
 
     y = LayerNorm(x + Dropout(W_O z)), z_i = sum_j a_ij (v_j + E_V[r_ij]),
     a_i = softmax_j(q_i · (k_j + E_K[r_ij]) / sqrt(p)) over allowed j: TiM4Rec
     ``baseline/TiSASRec/TiTransformer.py:53-90``. No position terms in the keys (positions are
     added to the input); the interval tables are shared by all layers (the model owns them).
+    The projections, dropout and norm are :class:`MultiHeadAttention`'s.
     """
-
-    def __init__(
-        self, d_model: int, n_heads: int, dropout: float, attn_dropout: float, eps: float = 1e-12
-    ):
-        super().__init__()
-        if d_model % n_heads:
-            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
-        self.n_heads = n_heads
-        self.attn_dropout = attn_dropout
-        self.query = nn.Linear(d_model, d_model)
-        self.key = nn.Linear(d_model, d_model)
-        self.value = nn.Linear(d_model, d_model)
-        self.dense = nn.Linear(d_model, d_model)
-        self.out_dropout = nn.Dropout(dropout)
-        self.norm = nn.LayerNorm(d_model, eps=eps)
 
     def forward(self, x, mask, interval, emb_k, emb_v, reference: bool = False):
         """Shapes: x (b, l, d); mask bool (b, 1, l, l); interval (b, l, l) long;

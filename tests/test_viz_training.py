@@ -89,6 +89,24 @@ def test_metric_and_ablation_bars():
         training.ablation_bars(RESULTS, [("tim4rec", "sasrec")])
 
 
+def test_compare_bars_gap_labels_and_missing_models():
+    ours = {"sasrec": 0.0411, "gru4rec": 0.0316, "bert4rec": 0.03}
+    paper = {"sasrec": 0.0425, "gru4rec": 0.0297}
+    fig = training.compare_bars({"ours": ours, "paper": paper}, relative_to="paper")
+    assert [t.name for t in fig.data] == ["ours", "paper"]
+    assert list(fig.data[0].x) == ["sasrec", "gru4rec", "bert4rec"]
+    assert list(fig.data[0].text) == ["-3.3%", "+6.4%", ""]  # no paper value for bert4rec
+    assert list(fig.data[1].y) == [0.0425, 0.0297, None]
+    assert list(fig.data[1].text)[:2] == ["0.0425", "0.0297"]
+    assert fig.layout.barmode == "group" and _titles(fig) == ("model", "ndcg@10")
+    plain = training.compare_bars({"item": ours, "file": {"sasrec": 0.035}})
+    assert list(plain.data[1].text) == ["0.0350", "", ""]
+    with pytest.raises(ValueError, match="not a series"):
+        training.compare_bars({"ours": ours}, relative_to="paper")
+    with pytest.raises(ValueError, match="non-empty"):
+        training.compare_bars({})
+
+
 def test_top_items_softmax_and_bars():
     scores = np.array([-np.inf, 0.0, 3.0, 1.0, 3.0, -1.0])
     ids, probs = training.top_items(scores, k=3)

@@ -214,6 +214,49 @@ def ablation_bars(
     return fig
 
 
+def compare_bars(
+    series: Mapping[str, Mapping[str, float]],
+    metric: str = "ndcg@10",
+    relative_to: str | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Grouped bars of one metric: one bar group per model, one bar per series (e.g. "ours" and
+    "paper", or tie order "item" and "file"). With ``relative_to`` the other series' bars are
+    labelled with their relative gap to that series ("-3.3%"), else with their value.
+
+    Traces: one bar trace per series, in the order given; x: the models of the first series.
+
+    Shapes: series: label -> {model: value}
+    """
+    if not isinstance(series, Mapping) or not series:
+        raise ValueError("series: expected a non-empty dict label -> {model: value}")
+    if relative_to is not None and relative_to not in series:
+        raise ValueError(f"relative_to={relative_to!r} is not a series; have {list(series)}")
+    models = list(next(iter(series.values())))
+    fig = go.Figure()
+    for i, (label, values) in enumerate(series.items()):
+        ys = [round(float(values[m]), 4) if m in values else None for m in models]
+        ref = series.get(relative_to or "", {})
+        if relative_to is None or label == relative_to:
+            text = ["" if y is None else f"{y:.4f}" for y in ys]
+        else:
+            text = [
+                "" if y is None or m not in ref else f"{100 * (y / float(ref[m]) - 1):+.1f}%"
+                for m, y in zip(models, ys)
+            ]
+        fig.add_trace(
+            go.Bar(
+                x=models,
+                y=ys,
+                name=label,
+                text=text,
+                textposition="outside",
+                marker_color=color_of(label, i),
+            )
+        )
+    return base_layout(fig, title or f"Test {metric}", "model", metric, barmode="group")
+
+
 def softmax(scores) -> np.ndarray:
     """Probabilities over items from scores; column 0 (padding, -inf) gets 0.
 
@@ -339,6 +382,7 @@ def gap_label(seconds: float) -> str:
 __all__ = [
     "GAP_TICKS",
     "ablation_bars",
+    "compare_bars",
     "curve",
     "gap_label",
     "metric_bars",

@@ -172,7 +172,7 @@ def compare(
 
     import torch
 
-    from ssmlab.bench import machine_info
+    from ssmlab.bench.probe import machine_info
     from ssmlab.config import load_config, preset_path
     from ssmlab.data import load_dataset
     from ssmlab.train import Trainer

@@ -33,11 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssmlab.bench import machine_info
+from ssmlab.bench.probe import git_info, machine_info
 from ssmlab.config import load_config, preset_path
 from ssmlab.data import Split, load_dataset
 from ssmlab.train import Trainer
-from ssmlab.train.efficiency import git_info
 from ssmlab.train.loop import data_objective, evaluate_tie_groups
 
 HERE = Path(__file__).resolve().parent

@@ -33,7 +33,7 @@ from unittest import mock
 import torch
 
 from ssmlab import ssm
-from ssmlab.bench import machine_info
+from ssmlab.bench.probe import machine_info
 from ssmlab.config import load_config
 from ssmlab.models import build_model
 

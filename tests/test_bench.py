@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ssmlab import bench
+from ssmlab.bench import kernels
 
 
 def test_quick_kernels_writes_results(tmp_path, monkeypatch):
@@ -16,8 +17,8 @@ def test_quick_kernels_writes_results(tmp_path, monkeypatch):
     assert {"platform", "cpu", "cores", "torch", "device", "date"} <= set(report["machine"])
     assert report["settings"]["lengths"] == [64, 128]
     methods = [r["method"] for r in report["results"]]
-    assert sorted(set(methods)) == sorted(bench.KERNELS)
-    for name in bench.KERNELS:  # one row per method and length, measured (nothing skipped)
+    assert sorted(set(methods)) == sorted(kernels.KERNELS)
+    for name in kernels.KERNELS:  # one row per method and length, measured (nothing skipped)
         rows = [r for r in report["results"] if r["method"] == name]
         assert [r["seqlen"] for r in rows] == [64, 128]
         for r in rows:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ssmlab.train import efficiency
+from ssmlab.bench import train as efficiency
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = [f"{kind}@{k}" for kind in ("hr", "ndcg", "mrr") for k in (10, 20, 50)]

@@ -1,18 +1,11 @@
-"""Benchmarks behind ``ssmlab bench``: kernel time and peak memory against sequence length.
+"""SSM kernel time and peak memory against sequence length: ``ssmlab bench kernels``.
 
 ``ssmlab bench kernels [--lengths 64,128,...] [--repeats 5] [--quick] [--device cpu]`` times the
 forward pass (under ``torch.no_grad``) and forward + backward (``y.sum().backward()``) of
 ``ssd_recurrent``, ``ssd_quadratic``, ``ssd_chunked``, ``s5_scan`` and ``selective_scan`` on small
 model sizes, reports the median of ``--repeats`` timed runs after one warm-up, and the peak memory
-of one more run (memory is measured apart from the timed runs, whose allocator stays untouched):
-
-- CUDA: ``torch.cuda.max_memory_allocated`` minus the memory allocated before the call;
-- CPU (Linux): growth of the process's peak resident memory during the call. The peak (VmHWM)
-  is reset through ``/proc/self/clear_refs`` before the run, after ``malloc_trim`` has returned
-  free heap pages to the OS, and during that run glibc's mmap threshold is pinned at 128 KiB so
-  that large tensors are fresh pages the RSS sees. It counts what the call really touched,
-  allocator overhead included; values below ~1 MB are noise. (Timing under that pin would
-  charge page faults to kernels that allocate many large temporaries.)
+of one more run (:class:`ssmlab.bench.probe.PeakMemory`, apart from the timed runs, whose
+allocator stays untouched).
 
 A method is skipped at a length where one fwd+bwd call is predicted (from the previous length:
 linear growth, quadratic for ``ssd_quadratic``) to take more than ``--budget`` seconds (20), or
@@ -24,18 +17,14 @@ to ``<out>/kernels-<tag>.json`` and ``.md`` with machine info and the targets of
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
-import json
 import math
-import os
-import platform
 import statistics
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+
+from ssmlab.bench.probe import PeakMemory, load_average, machine_info, time_calls
+from ssmlab.bench.report import kernels_markdown, write_report
 
 KERNELS = ("ssd_recurrent", "ssd_quadratic", "ssd_chunked", "s5_scan", "selective_scan")
 DEFAULT_LENGTHS = (64, 128, 256, 512, 1024, 2048, 4096)
@@ -95,57 +84,6 @@ def make_case(name: str, seqlen: int, device: str, seed: int = 0):
     raise ValueError(f"unknown kernel {name!r}: expected one of {KERNELS}")
 
 
-class PeakMemory:
-    """Peak memory (MB) a block adds on top of what was in use when it started (see module doc)."""
-
-    def __init__(self, device: str):
-        self.device, self.mb = device, float("nan")
-
-    @staticmethod
-    def _status_kb(key: str) -> int:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-        raise KeyError(key)
-
-    def __enter__(self):
-        if self.device.startswith("cuda"):
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.start = torch.cuda.memory_allocated()
-        elif Path("/proc/self/clear_refs").exists():
-            _set_mmap_threshold(SMALL_MMAP)  # large blocks: fresh pages the RSS counts
-            _malloc_trim()  # free heap pages must fault in again when reused, or RSS misses them
-            Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-            self.start = self._status_kb("VmRSS")
-        else:
-            self.start = None
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.startswith("cuda"):
-            torch.cuda.synchronize()
-            self.mb = (torch.cuda.max_memory_allocated() - self.start) / 2**20
-        elif self.start is not None:
-            self.mb = (self._status_kb("VmHWM") - self.start) / 1024
-            _set_mmap_threshold(LARGE_MMAP)
-        return False
-
-
-def _malloc_trim() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-SMALL_MMAP, LARGE_MMAP = 128 * 1024, 32 * 2**20  # glibc's default and its dynamic maximum
-
-
-def _set_mmap_threshold(nbytes: int) -> None:
-    """glibc: serve allocations >= ``nbytes`` by mmap (returned to the OS on free)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(-3, nbytes)  # M_MMAP_THRESHOLD
-
-
 def measure(
     fn, inputs: dict, repeats: int, backward: bool, device: str
 ) -> tuple[list[float], float]:
@@ -164,16 +102,7 @@ def measure(
             with torch.no_grad():
                 fn(**leaves)
 
-    once()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        once()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+    times = time_calls(once, repeats, warmup=1, device=device)
     with PeakMemory(device) as mem:
         once()
     return times, mem.mb
@@ -189,31 +118,6 @@ def fit_exponent(points: list[tuple[int, float]], min_len: int = 512) -> float |
     xs, ys = [math.log(l) for l, _ in pts], [math.log(t) for _, t in pts]
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-
-
-def machine_info(device: str) -> dict:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    from ssmlab.ssm import backend
-
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "device": device,
-        "device_name": torch.cuda.get_device_name(device) if device.startswith("cuda") else cpu,
-        "ssm_backend": backend(),
-    }
 
 
 def run_kernels(lengths, repeats, device, budget_s, max_mem_mb, methods=KERNELS, log=print) -> list:
@@ -287,75 +191,8 @@ def summarize(records: list) -> dict:
     return {"exponents": exponents, "targets": targets}
 
 
-def _fmt(v, scale=1.0, digits=2):
-    return "–" if v is None else f"{scale * v:.{digits}f}"
-
-
-def to_markdown(report: dict) -> str:
-    m, s = report["machine"], report["settings"]
-    lines = [
-        f"# Kernel benchmark ({m['device']})",
-        "",
-        (
-            f"{m['date']} · {m['platform']} · {m['cpu']} · {m['cores']} cores "
-            f"(torch threads: {m['torch_threads']}) · torch {m['torch']} · "
-            f"device: {m['device_name']} "
-            f"· ssm backend: {m['ssm_backend']} · load average (1 min) "
-            f"{_fmt(m['load_average_1m'])} before, {_fmt(m['load_average_1m_after'])} after"
-        ),
-        "",
-        (
-            f"Sizes: {s['sizes']} (d_model = n_heads * d_head); float32; "
-            f"median of {s['repeats']} runs after one warm-up (fewer for slow points, see "
-            f"the JSON's *_times). fwd under no_grad; "
-            f"fwd+bwd = y.sum().backward(). "
-            f"Peak memory: {s['memory_method']}."
-        ),
-        "",
-    ]
-    methods = list(dict.fromkeys(r["method"] for r in report["results"]))
-    lengths = sorted({r["seqlen"] for r in report["results"]})
-    by = {(r["method"], r["seqlen"]): r for r in report["results"]}
-    tables = (
-        ("Forward time (ms)", "fwd_s", 1e3, 2),
-        ("Forward + backward time (ms)", "fwdbwd_s", 1e3, 2),
-        ("Peak memory, forward + backward (MB)", "peak_mb_fwdbwd", 1, 1),
-    )
-    for title, key, scale, digits in tables:
-        head = "| L | " + " | ".join(methods) + " |"
-        lines += [f"## {title}", "", head, "| ---: |" + " ---: |" * len(methods)]
-        for l in lengths:
-            cells = []
-            for name in methods:
-                r = by.get((name, l))
-                cells.append(
-                    "skipped" if r is None or r["skipped"] else _fmt(r[key], scale, digits)
-                )
-            lines.append(f"| {l} | " + " | ".join(cells) + " |")
-        lines.append("")
-    skips = [r for r in report["results"] if r["skipped"]]
-    if skips:
-        lines += [
-            "Skipped: "
-            + "; ".join(f"{r['method']} at L={r['seqlen']} ({r['skipped']})" for r in skips),
-            "",
-        ]
-    lines += [
-        "## Growth exponents (forward time ~ L^k, log-log fit over L >= 512)",
-        "",
-        "| method | k |",
-        "| --- | ---: |",
-    ]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in report["summary"]["exponents"].items()]
-    lines += ["", "## Targets", "", "| target | value | met |", "| --- | ---: | :---: |"]
-    for t in report["summary"]["targets"]:
-        met = {None: "report only", True: "yes", False: "NO"}[t["met"]]
-        met = "n/a (not measured)" if t["value"] is None else met
-        lines.append(f"| {t['target']} | {_fmt(t['value'])} | {met} |")
-    return "\n".join(lines) + "\n"
-
-
-def kernels_main(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
+    """``ssmlab bench kernels [args]``: run the benchmark and write JSON and markdown."""
     parser = argparse.ArgumentParser(
         prog="ssmlab bench kernels", description=__doc__.split("\n")[0]
     )
@@ -383,7 +220,7 @@ def kernels_main(argv: list[str]) -> int:
     cuda = args.device.startswith("cuda")
     machine = machine_info(args.device)  # load average before the run
     records = run_kernels(lengths, repeats, args.device, args.budget, args.max_mem_mb, methods)
-    machine["load_average_1m_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    machine["load_average_1m_after"] = load_average()
     report = {
         "machine": machine,
         "settings": {
@@ -400,25 +237,6 @@ def kernels_main(argv: list[str]) -> int:
         "results": records,
     }
     report["summary"] = summarize(records)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     tag = args.tag or args.device.split(":")[0]
-    (out / f"kernels-{tag}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / f"kernels-{tag}.md").write_text(to_markdown(report))
-    print(f"wrote {out / f'kernels-{tag}.json'} and .md")
+    write_report(Path(args.out), f"kernels-{tag}", report, kernels_markdown(report), indent=2)
     return 0
-
-
-def main(what: str, argv: list[str]) -> int:
-    """Entry point of ``ssmlab bench kernels|train``."""
-    if what == "kernels":
-        return kernels_main(argv)
-    if what == "train" and any(a == "--data" or a.startswith("--data=") for a in argv):
-        from ssmlab.train.epoch_bench import main as epoch_main  # one epoch on a real dataset
-
-        return epoch_main(argv)
-    if what == "train":  # training/inference time and memory per model and max_len
-        from ssmlab.train.efficiency import main as efficiency_main
-
-        return efficiency_main(argv)
-    raise ValueError(f"unknown benchmark {what!r}: expected 'kernels' or 'train'")

@@ -1,11 +1,106 @@
-"""Report of the efficiency benchmark (:mod:`ssmlab.train.efficiency`): ratios, markdown, plotly.
+"""The result files of ``ssmlab bench``: JSON, markdown tables, and the paper's reference values.
 
-The paper's reference values are [TiM4Rec Table 5] (ML-1M, 64 d, one RTX 3090). Everything here
-reads the results dict that ``ssmlab bench train`` writes as JSON.
+One writer (:func:`write_report`: ``<stem>.json``, ``.md`` and, with a figure, ``.html``) and one
+markdown builder per benchmark, each reading the results dict its benchmark writes as JSON. The
+efficiency benchmark's reference values are [TiM4Rec Table 5] (ML-1M, 64 d, one RTX 3090).
 """
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+
+
+def write_report(
+    out: Path, stem: str, report: dict, markdown: str, indent: int = 1, figure=None
+) -> None:
+    """Write ``out/<stem>.json`` and ``.md``, and ``.html`` for a plotly ``figure`` (plotly.js
+    from its CDN)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=indent) + "\n")
+    (out / f"{stem}.md").write_text(markdown)
+    written = ".json and .md"
+    if figure is not None:
+        figure.write_html(out / f"{stem}.html", include_plotlyjs="cdn")
+        written = ".json, .md and .html"
+    print(f"wrote {out / stem}{written}")
+
+
+def _fmt(value, digits: int = 2, scale: float = 1.0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{scale * value:.{digits}f}"
+
+
+# -- ssmlab bench kernels -------------------------------------------------------------------
+def kernels_markdown(report: dict) -> str:
+    """``ssmlab bench kernels``: time and memory tables per method and length, growth exponents,
+    the targets."""
+    m, s = report["machine"], report["settings"]
+    lines = [
+        f"# Kernel benchmark ({m['device']})",
+        "",
+        (
+            f"{m['date']} · {m['platform']} · {m['cpu']} · {m['cores']} cores "
+            f"(torch threads: {m['torch_threads']}) · torch {m['torch']} · "
+            f"device: {m['device_name']} "
+            f"· ssm backend: {m['ssm_backend']} · load average (1 min) "
+            f"{_fmt(m['load_average_1m'])} before, {_fmt(m['load_average_1m_after'])} after"
+        ),
+        "",
+        (
+            f"Sizes: {s['sizes']} (d_model = n_heads * d_head); float32; "
+            f"median of {s['repeats']} runs after one warm-up (fewer for slow points, see "
+            f"the JSON's *_times). fwd under no_grad; "
+            f"fwd+bwd = y.sum().backward(). "
+            f"Peak memory: {s['memory_method']}."
+        ),
+        "",
+    ]
+    methods = list(dict.fromkeys(r["method"] for r in report["results"]))
+    lengths = sorted({r["seqlen"] for r in report["results"]})
+    by = {(r["method"], r["seqlen"]): r for r in report["results"]}
+    tables = (
+        ("Forward time (ms)", "fwd_s", 1e3, 2),
+        ("Forward + backward time (ms)", "fwdbwd_s", 1e3, 2),
+        ("Peak memory, forward + backward (MB)", "peak_mb_fwdbwd", 1, 1),
+    )
+    for title, key, scale, digits in tables:
+        head = "| L | " + " | ".join(methods) + " |"
+        lines += [f"## {title}", "", head, "| ---: |" + " ---: |" * len(methods)]
+        for l in lengths:
+            cells = []
+            for name in methods:
+                r = by.get((name, l))
+                cells.append(
+                    "skipped" if r is None or r["skipped"] else _fmt(r[key], digits, scale)
+                )
+            lines.append(f"| {l} | " + " | ".join(cells) + " |")
+        lines.append("")
+    skips = [r for r in report["results"] if r["skipped"]]
+    if skips:
+        lines += [
+            "Skipped: "
+            + "; ".join(f"{r['method']} at L={r['seqlen']} ({r['skipped']})" for r in skips),
+            "",
+        ]
+    lines += [
+        "## Growth exponents (forward time ~ L^k, log-log fit over L >= 512)",
+        "",
+        "| method | k |",
+        "| --- | ---: |",
+    ]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in report["summary"]["exponents"].items()]
+    lines += ["", "## Targets", "", "| target | value | met |", "| --- | ---: | :---: |"]
+    for t in report["summary"]["targets"]:
+        met = {None: "report only", True: "yes", False: "NO"}[t["met"]]
+        met = "n/a (not measured)" if t["value"] is None else met
+        lines.append(f"| {t['target']} | {_fmt(t['value'])} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
+# -- ssmlab bench train ---------------------------------------------------------------------
 # [TiM4Rec Table 5]: ML-1M, 64 d, one RTX 3090; training time (s, presumably per epoch) and
 # inference time (s). The paper's ratios: TiSASRec / SASRec training 1149.57 / 207.42 = 5.5x,
 # SASRec / TiM4Rec 207.42 / 83.57 = 2.5x, TiM4Rec / SSD4Rec* 83.57 / 74.43 = +12 %.
@@ -75,7 +170,7 @@ def ratios(results: dict) -> list[dict]:
     return out
 
 
-def markdown(results: dict) -> str:
+def efficiency_markdown(results: dict) -> str:
     """Tables of time and memory per model and max_len, then the ratios against the paper."""
     m, s = results["machine"], results["settings"]
     lengths = s["lengths"]
@@ -163,44 +258,56 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def html_report(results: dict):
-    """Plotly figure: training time, inference time and memory against max_len (log-log)."""
-    from plotly.subplots import make_subplots
+# -- ssmlab bench train --data -------------------------------------------------------------
+def epoch_markdown(report: dict) -> str:
+    """``ssmlab bench train --data``: each model's epoch against the scoring floor."""
+    m, f, s = report["machine"], report["floor"], report["settings"]
+    lines = [
+        f"# One training epoch on {report['data']} against the scoring floor",
+        "",
+        (
+            f"Written by `ssmlab bench train --data {report['data']}` "
+            f"(`ssmlab/bench/train.py`) on {m.get('cpu')} · {m.get('cores')} cores · "
+            f"{m.get('torch_threads')} torch threads · torch {m.get('torch')} · {m.get('date')}"
+            f" · load average {m.get('load_average_1m')}."
+        ),
+        "",
+        (
+            f"Scoring floor = the naive fwd+bwd of `F.cross_entropy(h @ W.T, y)` over one epoch's "
+            f"{f['targets']:,} training targets ({f['items']:,} items, d = {f['d']}, batches of "
+            f"{f['batch']:,}): **{f['naive_s']:.1f} s**. The blocked linear cross-entropy the "
+            f"models use does the same in {f['fused_s']:.1f} s (**{f['fused_speedup']:.2f}x** "
+            "faster)."
+        ),
+        "",
+        (
+            f"Epoch = mean of {s['steps']} timed optimizer steps (a systematic sample over the "
+            f"length-bucketed batches, after {s['warmup']} warm-up steps) x the number of "
+            f"batches; batch {s['batch_size']} rows; tie order {s['tie_order']}. Tokens: "
+            "processed (padding included) / real. Valid = one full-ranking validation pass."
+        ),
+        "",
+        "| model | protocol | objective | batches | epoch s | x floor | tokens x | valid s |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in report["rows"]:
+        if r["status"] != "ok":
+            lines.append(f"| {r['model']} | {r['protocol']} | {r['status']} | | | | | |")
+            continue
+        lines.append(
+            f"| {r['model']} | {r['protocol']} | {r['objective']} | {r['batches']} | "
+            f"{_fmt(r['epoch_s'], 1)} | {_fmt(r['floor_ratio'], 2)} | "
+            f"{_fmt(r['padding_ratio'], 3)} | {_fmt(r['eval_s'], 1)} |"
+        )
+    return "\n".join(lines) + "\n"
 
-    panels = (
-        ("train_epoch_s", "training s / epoch (est.)", 1.0),
-        ("infer_s", f"inference s ({results['settings']['eval_users']} users)", 1.0),
-        ("peak_mem_bytes", "peak memory of a step (MiB)", 2**-20),
-    )
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[p[1] for p in panels])
-    for i, row in enumerate(results["rows"]):
-        ok = [c for c in row["cells"] if c["status"] == "ok"]
-        for col, (key, _, scale) in enumerate(panels, start=1):
-            pts = [(c["L"], c[key] * scale) for c in ok if c.get(key) is not None]
-            fig.add_scatter(
-                x=[p[0] for p in pts],
-                y=[p[1] for p in pts],
-                mode="lines+markers",
-                name=row["model"],
-                legendgroup=row["model"],
-                showlegend=col == 1,
-                line={"color": COLORS[i % len(COLORS)]},
-                row=1,
-                col=col,
-            )
-    fig.update_xaxes(type="log", title_text="max_len L")
-    fig.update_yaxes(type="log")
-    s = results["settings"]
-    fig.update_layout(
-        title=f"Efficiency vs max_len ({s['device']}, batch {s['batch_size']})",
-        height=450,
-        width=1300,
-        template="plotly_white",
-    )
-    return fig
 
-
-COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
-
-
-__all__ = ["PAPER_TABLE5", "RATIOS", "html_report", "markdown", "ratios"]
+__all__ = [
+    "PAPER_TABLE5",
+    "RATIOS",
+    "efficiency_markdown",
+    "epoch_markdown",
+    "kernels_markdown",
+    "ratios",
+    "write_report",
+]

@@ -1,12 +1,11 @@
-"""Training/inference efficiency against the history length: the TiM4Rec Table 5 / Fig. 6 analogue.
+"""Training benchmarks behind ``ssmlab bench train``: efficiency against max_len, one real epoch.
 
+**Efficiency against the history length** (the TiM4Rec Table 5 / Fig. 6 analogue):
 ``ssmlab bench train [--models ...] [--lengths 50,100,200,400,800] [--batch-size B] [--steps K]
-[--eval-users N] [--device cpu|cuda] [--quick] [--out DIR]``
-(or ``python benchmarks/efficiency.py``).
-
-For each model (its Amazon-Beauty preset, ``max_len`` set to L) and each L, on synthetic
-sequences of full length L with Beauty's 12,101 items and increasing timestamps (so every
-position is real and the cost is that of length L):
+[--eval-users N] [--device cpu|cuda] [--quick] [--out DIR]`` (or ``python
+benchmarks/efficiency.py``). For each model (its Amazon-Beauty preset, ``max_len`` set to L) and
+each L, on synthetic sequences of full length L with Beauty's 12,101 items and increasing
+timestamps (so every position is real and the cost is that of length L):
 
 * training time per epoch = median time of one optimizer step (forward, CE over all items,
   backward, Adam) over ``--steps`` steps after one warm-up step, times the steps of one epoch of
@@ -15,40 +14,59 @@ position is real and the cost is that of length L):
   way (the estimate then includes the CPU's per-step cost at that batch, not at 2048);
 * inference time = ``full_sort_predict`` (scores over all items) for ``--eval-users`` users in
   batches of ``--eval-batch-size``, after one warm-up batch;
-* peak memory of one training step: on CUDA ``max_memory_allocated`` minus the memory allocated
-  before the step; on CPU the peak resident-set growth of the step in a fresh forked process
-  (after a 2-row warm-up step that allocates the Adam state and lazy kernels), both through
-  :class:`ssmlab.bench.PeakMemory`. Parameters and
-  optimizer state are not counted; activations, gradients and temporaries are.
+* peak memory of one training step (:class:`ssmlab.bench.probe.PeakMemory`): on CUDA in this
+  process, on CPU in a fresh forked process per cell (after a 2-row warm-up step that allocates
+  the Adam state and lazy kernels). Parameters and optimizer state are not counted; activations,
+  gradients and temporaries are.
 
 A cell whose step is predicted (from the model's shorter lengths) to exceed ``--step-time-limit``
 seconds or ``--memory-limit-gb`` is skipped and recorded as such. Writes
 ``efficiency-<device>.json``, ``.md`` (tables, the ratios the paper reports) and ``.html``
 (plotly: time and memory against max_len) under ``--out``.
+
+**One training epoch on a real dataset against the scoring floor**
+(``ssmlab bench train --data NAME``). Every model ends in the same step: score each training
+target's hidden state against all item embeddings and take the cross-entropy. Done naively
+(``F.cross_entropy(h @ W.T, y)``) over one epoch's targets this *scoring floor* is the least a
+full-softmax epoch can cost without a fused loss; each model's epoch is reported as a multiple of
+it. Per model and protocol (``all``: every position predicts its next item, long sequences in
+windows; ``last``: RecBole's prefix rows) the benchmark times optimizer steps on the dataset's own
+length-bucketed batches (a systematic sample over the batches sorted by size, after warm-up
+steps), estimates the epoch as the mean step time x the number of batches, and counts the tokens
+processed (padding included) against the real ones. One full-ranking validation pass is timed per
+model. Writes ``<out>/train-epoch-<tag>.json`` and ``.md``::
+
+    ssmlab bench train --data amazon-beauty                 # all models, both protocols
+    ssmlab bench train --data ml-100k --models sasrec --steps 4
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import multiprocessing
 import os
 import statistics
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ssmlab.bench import PeakMemory, machine_info
-from ssmlab.config import load_config, preset_path
+from ssmlab.bench.probe import PeakMemory, git_info, machine_info, time_calls
+from ssmlab.bench.report import (
+    PAPER_TABLE5,
+    efficiency_markdown,
+    epoch_markdown,
+    ratios,
+    write_report,
+)
+from ssmlab.config import ConfigError, load_config, preset_path
 from ssmlab.data.batching import padded_batch
-from ssmlab.models import build_model
-from ssmlab.train.efficiency_report import PAPER_TABLE5, html_report, markdown, ratios
-from ssmlab.train.loop import make_optimizer
+from ssmlab.layers.linear_ce import linear_cross_entropy
+from ssmlab.models import build_model, get_model_class, model_names
+from ssmlab.train.loop import data_objective, evaluate, make_optimizer
 
 MODELS = ("sasrec", "tisasrec", "mamba4rec", "ssd4rec_star", "tim4rec", "ss4rec")
 LENGTHS = (50, 100, 200, 400, 800)
@@ -91,11 +109,6 @@ def synthetic_batch(n_rows: int, seqlen: int, n_items: int, seed: int = 0) -> di
     return padded_batch(items, times, row_start, np.full(n_rows, seqlen), row_start + seqlen)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def measure_cell(model_name: str, seqlen: int, opts: dict) -> dict:
     """Time a training step and inference of one (model, L) cell and its step's peak memory."""
     device = torch.device(opts["device"])
@@ -128,13 +141,7 @@ def measure_cell(model_name: str, seqlen: int, opts: dict) -> dict:
         cell["peak_mem_bytes"] = round(mem.mb * 2**20)
     else:
         step(batch)  # the warm-up step at full size
-    times = []
-    for _ in range(opts["steps"]):
-        _sync(device)
-        start = time.perf_counter()
-        step(batch)
-        _sync(device)
-        times.append(time.perf_counter() - start)
+    times = time_calls(step, inputs=[batch] * opts["steps"], warmup=0, device=device)
     cell["train_step_s"] = statistics.median(times)
     cell["train_step_s_all"] = times
     cell["steps_per_epoch"] = math.ceil(opts["rows_per_epoch"] / opts["batch_size"])
@@ -146,14 +153,15 @@ def measure_cell(model_name: str, seqlen: int, opts: dict) -> dict:
         synthetic_batch(min(eb, users - i), seqlen, opts["n_items"], seed=1 + i)
         for i in range(0, users, eb)
     ]
+
+    def predict(chunk):
+        model.full_sort_predict({k: v.to(device) for k, v in chunk.items()})
+
     with torch.no_grad():
-        model.full_sort_predict({k: v.to(device) for k, v in chunks[0].items()})  # warm-up
-        _sync(device)
-        start = time.perf_counter()
-        for chunk in chunks:
-            model.full_sort_predict({k: v.to(device) for k, v in chunk.items()})
-        _sync(device)
-    cell["infer_s"] = time.perf_counter() - start
+        predict(chunks[0])  # warm-up
+        (cell["infer_s"],) = time_calls(
+            lambda: [predict(chunk) for chunk in chunks], 1, warmup=0, device=device
+        )
     cell["status"] = "ok"
     return cell
 
@@ -310,39 +318,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def git_info() -> dict:
-    """``git_commit`` and ``git_dirty`` (tracked files changed) of this checkout, or None."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            check=False,
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            check=False,
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return {"git_commit": None, "git_dirty": None}
-    return {"git_commit": commit or None, "git_dirty": bool(dirty) if commit else None}
-
-
 def _default_out() -> Path:
     checkout = Path(__file__).resolve().parents[2]
     root = checkout if (checkout / "benchmarks").is_dir() else Path.cwd()
     return root / "benchmarks" / "results"
 
 
-def main(argv: list[str]) -> int:
+def efficiency_main(argv: list[str]) -> int:
     """``ssmlab bench train [args]``: run the benchmark and write JSON, markdown and HTML."""
+    from ssmlab.viz.timing import efficiency_vs_length  # plotly (the lab extra), for the HTML
+
     args = parse_args(list(argv))
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -383,7 +368,7 @@ def main(argv: list[str]) -> int:
     pool = None
     if not cuda and args.memory:  # a fresh forked worker per cell: a clean heap for the RSS peak
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "ssmlab.train.efficiency"])
+        ctx.set_forkserver_preload(["torch", "ssmlab.bench.train"])
         pool = ctx.Pool(processes=1, maxtasksperchild=1)
     try:
         for model_name in args.models:
@@ -398,13 +383,204 @@ def main(argv: list[str]) -> int:
     results["ratios"] = ratios(results)
     results["paper"] = PAPER_TABLE5
     out = Path(args.out) if args.out else _default_out()
-    out.mkdir(parents=True, exist_ok=True)
     stem = "efficiency-" + ("cuda" if cuda else "cpu") + (f"-{args.tag}" if args.tag else "")
-    (out / f"{stem}.json").write_text(json.dumps(results, indent=1) + "\n")
-    (out / f"{stem}.md").write_text(markdown(results))
-    html_report(results).write_html(out / f"{stem}.html", include_plotlyjs="cdn")
-    print(f"wrote {out / stem}.json, .md and .html")
+    figure = efficiency_vs_length(results)
+    write_report(out, stem, results, efficiency_markdown(results), indent=1, figure=figure)
     return 0
+
+
+# -- one epoch on a real dataset (``ssmlab bench train --data NAME``) ----------------------
+PROTOCOLS = ("all", "last")
+FLOOR_BATCH = 1800  # targets per step of the floor (the issue's measurement: batches of 1,800)
+
+
+def scoring_floor(
+    n_targets: int, n_items: int, d: int, fused: bool = False, batch: int = FLOOR_BATCH
+) -> float:
+    """Seconds of fwd+bwd of the scoring step over ``n_targets`` targets in batches.
+
+    ``fused=False``: naive ``F.cross_entropy(h @ W.T, y)``; ``True``: the blocked
+    :func:`ssmlab.layers.linear_ce.linear_cross_entropy` the models use.
+    """
+    g = torch.Generator().manual_seed(0)
+    weight = (0.02 * torch.randn(n_items, d, generator=g)).requires_grad_()
+    hidden = torch.randn(batch, d, generator=g).requires_grad_()
+    target = torch.randint(0, n_items, (batch,), generator=g)
+
+    def step(rows: int) -> None:
+        h, y = hidden[:rows], target[:rows]
+        if fused:
+            loss = linear_cross_entropy(h, weight, y)
+        else:
+            loss = F.cross_entropy(h @ weight.T, y)
+        loss.backward()
+
+    def epoch() -> None:
+        full, rest = divmod(n_targets, batch)
+        for _ in range(full):
+            step(batch)
+        if rest:
+            step(rest)
+
+    step(batch)  # warm-up
+    return time_calls(epoch, 1, warmup=0)[0]
+
+
+def epoch_config(model: str, data: str, protocol: str, batch_size: int, tie_order: str):
+    """The model's preset on ``data`` under ``protocol`` (BERT4Rec: cloze on the prefix rows)."""
+    cls = get_model_class(model)
+    objective = protocol
+    if protocol == "last" and "last" not in cls.objectives:
+        objective = cls.objectives[0]  # BERT4Rec: cloze on the prefix rows
+    overrides = [
+        f"train.objective={objective}",
+        f"train.batch_size={batch_size}",
+        f"data.tie_order={tie_order}",
+    ]
+    return load_config(model, data, overrides=overrides)
+
+
+def time_epoch(model_name: str, dataset, config, steps: int, warmup: int, device) -> dict:
+    """Estimated seconds of one training epoch (see the module docstring) and its tokens."""
+    split = dataset.split()
+    torch.manual_seed(0)
+    model = build_model(model_name, dataset.n_items, config=config.model).to(device)
+    optimizer = make_optimizer(model, config.train.lr, config.train.weight_decay)
+    objective = config.train.objective
+    batches = split.train_batches(
+        data_objective(model, objective),
+        batch_size=config.train.batch_size,
+        max_len=config.max_len,
+        seed=0,
+        bucket=True,
+    )
+    everything = sorted(batches, key=lambda b: b["item_seq"].numel())
+    n = len(everything)
+    picks = [everything[round(i * (n - 1) / max(steps - 1, 1))] for i in range(min(steps, n))]
+    model.train()
+
+    def step(batch):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        loss = model.calculate_loss(batch, objective)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    times = time_calls(step, inputs=picks, warmup=warmup, device=device)
+    tokens = batches.tokens()
+    return {
+        "objective": objective,
+        "batches": n,
+        "timed_steps": len(times),
+        "step_s_mean": sum(times) / len(times),
+        "epoch_s": sum(times) / len(times) * n,
+        "tokens_real": tokens["real"],
+        "tokens_processed": tokens["processed"],
+        "model": model,
+    }
+
+
+def time_eval(model, dataset, config, device) -> float:
+    """Seconds of one full-ranking validation pass over every user."""
+    batches = dataset.split().eval_batches(
+        "valid",
+        batch_size=config.train.eval_batch_size,
+        max_len=config.max_len,
+        packed=data_objective(model, config.train.objective) == "packed",
+        bucket=True,
+    )
+    return time_calls(lambda: evaluate(model, batches, device), 1, warmup=0, device=device)[0]
+
+
+def parse_epoch_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="ssmlab bench train --data", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--data", required=True, help="dataset registry name, e.g. amazon-beauty")
+    p.add_argument("--models", default="all", help="'all' or comma-separated registry names")
+    p.add_argument("--protocols", default=",".join(PROTOCOLS), help="all,last")
+    p.add_argument("--batch-size", type=int, default=256, help="rows per step (both protocols)")
+    p.add_argument("--steps", type=int, default=12, help="timed steps per model and protocol")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument("--tie-order", default="item", choices=("file", "item", "random"))
+    p.add_argument("--no-eval", action="store_true", help="skip the validation-pass timing")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--tag", default=None, help="file suffix (default: the device type)")
+    args = p.parse_args(argv)
+    args.models = (
+        model_names() if args.models == "all" else [m.strip() for m in args.models.split(",")]
+    )
+    args.protocols = [x.strip() for x in args.protocols.split(",") if x.strip()]
+    if not set(args.protocols) <= set(PROTOCOLS) or not args.protocols:
+        p.error(f"--protocols takes a comma-separated subset of {PROTOCOLS}")
+    return args
+
+
+def epoch_main(argv: list[str]) -> int:
+    """``ssmlab bench train --data NAME [args]``: run the benchmark and write JSON and markdown."""
+    args = parse_epoch_args(list(argv))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    data = load_config("sasrec", args.data, overrides=[f"data.tie_order={args.tie_order}"]).data
+    dataset = data.load()
+    split = dataset.split()
+    n_targets = split.stats()["train_rows_last"]
+    d = 64
+    floor = {
+        "naive_s": scoring_floor(n_targets, dataset.n_items, d),
+        "fused_s": scoring_floor(n_targets, dataset.n_items, d, fused=True),
+        "targets": n_targets,
+        "items": dataset.n_items,
+        "d": d,
+        "batch": FLOOR_BATCH,
+    }
+    floor["fused_speedup"] = floor["naive_s"] / floor["fused_s"]
+    print(f"scoring floor: naive {floor['naive_s']:.1f} s, fused {floor['fused_s']:.1f} s")
+    rows = []
+    for name in args.models:
+        eval_s = None
+        for protocol in args.protocols:
+            row = {"model": name, "protocol": protocol}
+            try:
+                config = epoch_config(name, args.data, protocol, args.batch_size, args.tie_order)
+            except ConfigError as err:  # e.g. a non-causal model under "all"
+                row["status"] = f"n/a: {str(err).splitlines()[0]}"
+                rows.append(row)
+                continue
+            cell = time_epoch(name, dataset, config, args.steps, args.warmup, device)
+            model = cell.pop("model")
+            if eval_s is None and not args.no_eval:
+                eval_s = time_eval(model, dataset, config, device)
+            row.update(cell, status="ok", eval_s=eval_s)
+            row["floor_ratio"] = cell["epoch_s"] / floor["naive_s"]
+            row["padding_ratio"] = cell["tokens_processed"] / cell["tokens_real"]
+            print(
+                f"{name:13s} {protocol:4s} epoch {cell['epoch_s']:7.1f} s "
+                f"= {row['floor_ratio']:.2f} x floor, tokens x{row['padding_ratio']:.2f}",
+                flush=True,
+            )
+            rows.append(row)
+    report = {
+        "benchmark": "train-epoch",
+        "data": args.data,
+        "machine": machine_info("cpu"),
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "floor": floor,
+        "rows": rows,
+    }
+    stem = f"train-epoch-{args.tag or device.type}"
+    write_report(Path(args.out), stem, report, epoch_markdown(report), indent=1)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """``ssmlab bench train [args]``: the efficiency benchmark, or with ``--data NAME`` one epoch
+    on that dataset."""
+    if any(a == "--data" or a.startswith("--data=") for a in argv):
+        return epoch_main(argv)
+    return efficiency_main(argv)
 
 
 __all__ = [
@@ -413,8 +589,11 @@ __all__ = [
     "LENGTHS",
     "MODELS",
     "cell_config",
-    "git_info",
+    "efficiency_main",
+    "epoch_main",
     "main",
     "measure_cell",
+    "scoring_floor",
     "synthetic_batch",
+    "time_epoch",
 ]

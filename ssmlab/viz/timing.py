@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from ssmlab.viz._style import base_layout, color_of, round_sig, to_numpy
+from ssmlab.viz._style import PALETTE, base_layout, color_of, round_sig, to_numpy
 
 
 def measure(fn: Callable[[], object], repeat: int = 3, warmup: int = 1) -> float:
@@ -113,4 +113,44 @@ def cost_vs_length(
     fig = base_layout(fig, title, "sequence length l", "time per call (ms)")
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
+    return fig
+
+
+def efficiency_vs_length(results: Mapping) -> go.Figure:
+    """Training time, inference time and peak memory against max_len (log-log), one curve per
+    model: the figure of ``ssmlab bench train`` (``results`` is the dict it writes as JSON:
+    ``rows`` of ``{"model", "cells": [{"L", "status", "train_epoch_s", "infer_s",
+    "peak_mem_bytes"}, ...]}`` and ``settings``)."""
+    from plotly.subplots import make_subplots
+
+    panels = (
+        ("train_epoch_s", "training s / epoch (est.)", 1.0),
+        ("infer_s", f"inference s ({results['settings']['eval_users']} users)", 1.0),
+        ("peak_mem_bytes", "peak memory of a step (MiB)", 2**-20),
+    )
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[p[1] for p in panels])
+    for i, row in enumerate(results["rows"]):
+        ok = [c for c in row["cells"] if c["status"] == "ok"]
+        for col, (key, _, scale) in enumerate(panels, start=1):
+            pts = [(c["L"], c[key] * scale) for c in ok if c.get(key) is not None]
+            fig.add_scatter(
+                x=[p[0] for p in pts],
+                y=[p[1] for p in pts],
+                mode="lines+markers",
+                name=row["model"],
+                legendgroup=row["model"],
+                showlegend=col == 1,
+                line={"color": PALETTE[i % len(PALETTE)]},
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(type="log", title_text="max_len L")
+    fig.update_yaxes(type="log")
+    s = results["settings"]
+    fig.update_layout(
+        title=f"Efficiency vs max_len ({s['device']}, batch {s['batch_size']})",
+        height=450,
+        width=1300,
+        template="plotly_white",
+    )
     return fig

@@ -11,7 +11,8 @@ import torch
 
 from ssmlab.data import ChecksumError, DataFormatError, load_dataset, sources
 from ssmlab.data.readers import read_amazon_reviews_json, read_ml1m
-from ssmlab.data.timefeat import normalize_time, time_deltas
+from ssmlab.ssm import time_deltas
+from ssmlab.ssm.discretize import time_gap_to_dt
 
 
 def _csv(tmp_path, text, name="x.csv"):
@@ -136,7 +137,7 @@ def test_unsorted_timestamps_get_a_stable_sort(tmp_path):
     assert items.tolist() == ["d", "b", "c", "a"]
     assert data.inter["timestamp"].tolist() == [1, 3, 3, 5]
     batch = next(iter(data.split().eval_batches("test", max_len=10)))
-    deltas = time_deltas(batch["time_seq"], batch["item_seq_len"])
+    deltas = time_deltas(batch["time_seq"])
     assert deltas.tolist() == [[0, 2, 0]]  # equal timestamps: dt = 0 is allowed
 
 
@@ -166,12 +167,12 @@ def test_kcore_that_removes_everything_raises(tmp_path):
 def test_gaps_of_years_normalize_without_overflow():
     year = 365 * 86400
     time_seq = torch.tensor([[0, 30 * year, 60 * year, 2**33, 0]])  # 2**33 s ~ 272 years
-    deltas = time_deltas(time_seq, torch.tensor([4]))
+    deltas = time_deltas(time_seq)  # the padding's negative difference is clamped to 0
     assert deltas.tolist() == [[0, 30 * year, 30 * year, 2**33 - 60 * year, 0]]
-    for method, scale in (("raw", None), ("log1p", None), ("scale", 3600.0)):
-        values = normalize_time(deltas, method, scale)
+    for norm, scale in (("raw", None), ("log1p", None), ("scale", 3600.0)):
+        values = time_gap_to_dt(deltas, norm, scale, dtype=torch.float32)
         assert values.dtype == torch.float32 and torch.isfinite(values).all()
-    assert normalize_time(deltas, "log1p").max() < 23
-    with pytest.raises(ValueError, match="positive finite scale"):
-        normalize_time(deltas, "scale", 0.0)
-    assert np.isfinite(float(normalize_time(torch.tensor([2**62]), "raw")))
+    assert time_gap_to_dt(deltas, "log1p").max() < 23
+    with pytest.raises(ValueError, match="scale > 0"):
+        time_gap_to_dt(deltas, "scale", 0.0)
+    assert np.isfinite(float(time_gap_to_dt(torch.tensor([2**62]), "raw", dtype=torch.float32)))

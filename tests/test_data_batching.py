@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ssmlab.data import Split, add_time_features, load_dataset, query_gap, time_deltas
+from ssmlab.data import Split, load_dataset
 
 PADDED_ALL = {"item_seq", "item_seq_len", "time_seq", "targets", "target_times"}
 PADDED_LAST = {"item_seq", "item_seq_len", "time_seq", "target", "target_time"}
@@ -155,45 +155,6 @@ def test_real_beauty_rows_match_a_brute_force_construction(tmp_path):
     assert torch.equal(test["target"], torch.from_numpy(items[offsets[1:] - 1]))
     lengths = np.diff(offsets)
     assert torch.equal(test["item_seq_len"], torch.from_numpy(np.minimum(lengths - 1, 50)))
-
-
-def test_time_deltas_query_gaps_and_features():
-    split = small_split()
-    batch = next(iter(split.eval_batches("test", max_len=3)))
-    assert time_deltas(batch["time_seq"], batch["item_seq_len"]).tolist() == [
-        [0, 10, 10],
-        [0, 1, 0],
-    ]
-    assert query_gap(batch["time_seq"], batch["item_seq_len"], batch["target_time"]).tolist() == [
-        10,
-        1,
-    ]
-    packed = next(iter(split.eval_batches("test", max_len=3, packed=True)))
-    assert time_deltas(packed["time_seq"], seq_idx=packed["seq_idx"]).tolist() == [
-        [0, 10, 10, 0, 1]
-    ]
-    assert query_gap(
-        packed["time_seq"], packed["item_seq_len"], packed["target_time"], packed["cu_seqlens"]
-    ).tolist() == [10, 1]
-    extra = add_time_features(batch, "scale", scale=10.0)
-    assert extra["time_delta"].dtype == torch.float32
-    torch.testing.assert_close(
-        extra["time_delta"], torch.tensor([[0.0, 1.0, 1.0], [0.0, 0.1, 0.0]])
-    )
-    assert extra["query_gap"].tolist() == pytest.approx([1.0, 0.1])
-    train = next(iter(split.train_batches("all", max_len=3, shuffle=False)))
-    # windows [1], [2, 3, 4] of user 1: the gap to each target, 0 at padding
-    gaps = [[10.0, 0.0, 0.0], [10.0, 10.0, 10.0]]
-    assert add_time_features(train, "raw")["query_gap"].tolist() == gaps
-
-
-def test_time_deltas_agree_with_ssm_when_available():
-    ssm = pytest.importorskip("ssmlab.ssm", reason="ssmlab.ssm not importable yet")
-    time_seq = torch.tensor([[5, 9, 9, 20, 31, 40]])
-    seq_idx = torch.tensor([[0, 0, 0, 1, 1, 2]], dtype=torch.int32)
-    assert torch.equal(
-        ssm.time_deltas(time_seq, seq_idx=seq_idx).long(), time_deltas(time_seq, seq_idx=seq_idx)
-    )
 
 
 @pytest.mark.parametrize("max_len", [1, 2, 3, 5, None])

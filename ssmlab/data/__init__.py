@@ -14,8 +14,9 @@ tensors, the contract in ``ssmlab.models.base``).
 
 Training objectives: ``"all"`` (padded, a target at every position), ``"last"`` (RecBole
 prefix augmentation, one target per row) and ``"packed"`` (variable-length, ``seq_idx`` /
-``cu_seqlens``, no padding, ``max_len=None`` for no truncation). Time features (TiM4Rec deltas,
-SS4Rec query gaps, normalizations): :mod:`ssmlab.data.timefeat`. Files and caches:
+``cu_seqlens``, no padding, ``max_len=None`` for no truncation). Batches carry raw Unix seconds;
+the models derive their time features themselves (``ssmlab.ssm.time_deltas``,
+``ssmlab.ssm.discretize.time_gap_to_dt``, ``ssmlab.models.ss4rec.query_gaps``). Files and caches:
 :mod:`ssmlab.data.sources`; sources and pinned hashes: :mod:`ssmlab.data.registry`.
 """
 
@@ -23,7 +24,6 @@ from ssmlab.data.dataset import Dataset, info_table, load_dataset
 from ssmlab.data.registry import REGISTRY, known_names
 from ssmlab.data.sources import ChecksumError, DataFormatError
 from ssmlab.data.split import Split
-from ssmlab.data.timefeat import add_time_features, normalize_time, query_gap, time_deltas
 from ssmlab.data.toy import make_toy, toy_ceiling
 
 __all__ = [
@@ -32,13 +32,9 @@ __all__ = [
     "DataFormatError",
     "Dataset",
     "Split",
-    "add_time_features",
     "info_table",
     "known_names",
     "load_dataset",
     "make_toy",
-    "normalize_time",
-    "query_gap",
-    "time_deltas",
     "toy_ceiling",
 ]

@@ -12,7 +12,6 @@ import numpy as np
 from ssmlab.data import preprocess as prep
 from ssmlab.data import readers, registry, sources
 from ssmlab.data.split import Split
-from ssmlab.data.timefeat import time_scale
 from ssmlab.data.toy import make_toy, toy_ceiling
 
 logger = logging.getLogger(__name__)
@@ -55,9 +54,14 @@ class Dataset:
 
     @property
     def time_scale(self) -> float:
-        """Median positive within-user gap in seconds (the ``"scale"`` normalization)."""
+        """Median positive gap between consecutive items of the same user, in seconds (1.0 if
+        none): the ``scale`` of ``time_norm="scale"`` (``ssmlab.ssm.discretize.time_gap_to_dt``)."""
         offsets, _, times = self.sequences()
-        return time_scale(times, offsets)
+        gaps = np.diff(times)  # (n - 1)
+        within = np.ones(len(gaps), dtype=bool)
+        within[offsets[1:-1] - 1] = False  # the gap from one user's last item to the next's first
+        positive = gaps[within & (gaps > 0)]
+        return float(np.median(positive)) if len(positive) else 1.0
 
     @property
     def fingerprint(self) -> str:

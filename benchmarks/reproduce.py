@@ -37,7 +37,7 @@ from ssmlab.bench.probe import git_info, machine_info
 from ssmlab.config import load_config, preset_path
 from ssmlab.data import Split, load_dataset
 from ssmlab.train import Trainer
-from ssmlab.train.loop import data_objective, evaluate_tie_groups
+from ssmlab.train.loop import evaluate_tie_groups
 
 HERE = Path(__file__).resolve().parent
 
@@ -206,7 +206,6 @@ def tie_group_test(trainer) -> dict:
         tc.ks,
         max_len=trainer.config.max_len,
         batch_size=tc.eval_batch_size,
-        packed=data_objective(trainer.model, tc.objective) == "packed",
     )
 
 

@@ -1,4 +1,4 @@
-"""Leave-one-out split, the three training batchers, evaluation batches, time features."""
+"""Leave-one-out split, the two training batchers ("all", "last"), evaluation batches."""
 
 from __future__ import annotations
 
@@ -13,15 +13,6 @@ from ssmlab.data import Split, load_dataset
 
 PADDED_ALL = {"item_seq", "item_seq_len", "time_seq", "targets", "target_times"}
 PADDED_LAST = {"item_seq", "item_seq_len", "time_seq", "target", "target_time"}
-PACKED = {
-    "item_seq",
-    "item_seq_len",
-    "time_seq",
-    "seq_idx",
-    "cu_seqlens",
-    "targets",
-    "target_times",
-}
 SHARED = Path(
     os.environ.get("SSMLAB_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets")
 )
@@ -73,40 +64,6 @@ def test_eval_histories_valid_and_test():
     assert valid["item_seq"].tolist() == [[3, 4, 5], [3, 0, 0]]
     assert test["item_seq"].tolist() == [[4, 5, 6], [3, 1, 0]]
     assert test["target_time"].tolist() == [70, 7]
-    packed = next(iter(split.eval_batches("test", max_len=None, packed=True)))
-    assert packed["item_seq"].tolist() == [[1, 2, 3, 4, 5, 6, 3, 1]]
-    assert packed["cu_seqlens"].tolist() == [0, 6, 8] and packed["target"].tolist() == [7, 2]
-
-
-def test_packed_rows_no_padding_and_token_budget():
-    split = small_split()
-    batch = next(iter(split.train_batches("packed", max_len=None, shuffle=False)))
-    assert set(batch) == PACKED
-    assert batch["seq_idx"].dtype == torch.int32 and batch["cu_seqlens"].dtype == torch.int32
-    assert batch["item_seq"].tolist() == [[1, 2, 3, 4]] and batch["targets"].tolist() == [
-        [2, 3, 4, 5]
-    ]
-    toy = load_dataset("toy", n_users=60, seed=5).split()
-    batches = list(
-        toy.train_batches("packed", batch_size=1000, max_len=None, shuffle=False, max_tokens=200)
-    )
-    padded = list(toy.train_batches("all", batch_size=1000, max_len=None, shuffle=False))
-    lengths = torch.cat([b["item_seq_len"] for b in padded])
-    assert sum(len(b["item_seq_len"]) for b in batches) == len(lengths) == 60
-    for b in batches:
-        t = b["item_seq"].size(1)
-        assert t == int(b["item_seq_len"].sum()) == int(b["cu_seqlens"][-1])
-        assert t <= 200 or len(b["item_seq_len"]) == 1
-        assert (b["item_seq"] > 0).all() and (b["targets"] > 0).all()  # no padding at all
-        expected_idx = torch.repeat_interleave(
-            torch.arange(len(b["item_seq_len"])), b["item_seq_len"]
-        )
-        assert torch.equal(b["seq_idx"][0].long(), expected_idx)
-    flat_packed = torch.cat([b["item_seq"][0] for b in batches])
-    flat_padded = torch.cat(
-        [row[:n] for b in padded for row, n in zip(b["item_seq"], b["item_seq_len"], strict=True)]
-    )
-    assert torch.equal(flat_packed, flat_padded)
 
 
 def test_determinism_shuffle_and_shards():

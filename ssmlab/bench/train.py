@@ -486,7 +486,6 @@ def time_eval(model, dataset, config, device) -> float:
         "valid",
         batch_size=config.train.eval_batch_size,
         max_len=config.max_len,
-        packed=data_objective(model, config.train.objective) == "packed",
         bucket=True,
     )
     return time_calls(lambda: evaluate(model, batches, device), 1, warmup=0, device=device)[0]

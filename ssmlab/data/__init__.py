@@ -12,9 +12,9 @@ tensors, the contract in ``ssmlab.models.base``).
 ...     break                                       # item_seq, item_seq_len, time_seq, target, ...
 >>> valid = split.eval_batches("valid", batch_size=1024, max_len=50)
 
-Training objectives: ``"all"`` (padded, a target at every position), ``"last"`` (RecBole
-prefix augmentation, one target per row) and ``"packed"`` (variable-length, ``seq_idx`` /
-``cu_seqlens``, no padding, ``max_len=None`` for no truncation). Batches carry raw Unix seconds;
+Training batch layouts: ``"all"`` (padded, a target at every position) and ``"last"`` (RecBole
+prefix augmentation, one target per row); every batch is right-padded (SSD4Rec packs its padded
+batches itself, ``ssmlab.models.ssd4rec.pack``). Batches carry raw Unix seconds;
 the models derive their time features themselves (``ssmlab.ssm.time_deltas``,
 ``ssmlab.ssm.discretize.time_gap_to_dt``, ``ssmlab.models.ss4rec.query_gaps``). Files and caches:
 :mod:`ssmlab.data.sources`; sources and pinned hashes: :mod:`ssmlab.data.registry`.

@@ -4,11 +4,9 @@ All sequences live in three flat arrays sorted by (user, time): ``items`` (n,), 
 and per-user ``offsets`` (u + 1,). A *row* is a contiguous slice ``[start, start + length)`` of
 those arrays (its history) plus, for the last-item and evaluation rows, the flat index of its
 target. Batches gather rows into the dict of tensors described in ``ssmlab.models.base``:
-
-* padded (``item_seq``, ``item_seq_len``, ``time_seq`` + targets), right-padded with 0, width
-  = the longest row of the batch (``pad_to="batch"``) or ``max_len`` (``pad_to="max_len"``);
-* packed (SSD4Rec): one (1, t) row holding every sequence back to back, ``seq_idx`` (1, t)
-  int32 and ``cu_seqlens`` (n + 1,) int32, no padding at all.
+``item_seq``, ``item_seq_len``, ``time_seq`` + targets, right-padded with 0, width = the longest
+row of the batch (``pad_to="batch"``) or ``max_len`` (``pad_to="max_len"``). A model that wants
+packed sequences packs the padded batch itself (``ssmlab.models.ssd4rec.pack``).
 """
 
 from __future__ import annotations
@@ -93,38 +91,6 @@ def padded_batch(
     if target is None:
         batch["targets"] = _tensor(np.where(real, items[index + 1], 0))
         batch["target_times"] = _tensor(np.where(real, times[index + 1], 0))
-    else:
-        batch["target"] = _tensor(items[target])
-        batch["target_time"] = _tensor(times[target])
-    return batch
-
-
-def packed_batch(
-    items: np.ndarray,
-    times: np.ndarray,
-    row_start: np.ndarray,
-    row_len: np.ndarray,
-    target: np.ndarray | None = None,
-) -> dict[str, torch.Tensor]:
-    """Packed variable-length batch: sequences back to back, no padding (SSD4Rec).
-
-    Shapes: rows (n,) -> item_seq, time_seq, seq_idx (1, t), item_seq_len (n,),
-    cu_seqlens (n + 1,) int32, targets/target_times (1, t) or target/target_time (n,)
-    """
-    cu_seqlens = np.concatenate([[0], np.cumsum(row_len)])
-    index = np.repeat(row_start, row_len) + _ranges(row_len)  # (t)
-    batch = {
-        "item_seq": _tensor(items[index])[None],
-        "item_seq_len": _tensor(row_len),
-        "time_seq": _tensor(times[index])[None],
-        "seq_idx": torch.from_numpy(np.repeat(np.arange(len(row_len)), row_len).astype(np.int32))[
-            None
-        ],
-        "cu_seqlens": torch.from_numpy(cu_seqlens.astype(np.int32)),
-    }
-    if target is None:
-        batch["targets"] = _tensor(items[index + 1])[None]
-        batch["target_times"] = _tensor(times[index + 1])[None]
     else:
         batch["target"] = _tensor(items[target])
         batch["target_time"] = _tensor(times[target])

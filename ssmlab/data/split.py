@@ -20,7 +20,7 @@ from ssmlab.data import batching
 
 logger = logging.getLogger(__name__)
 
-OBJECTIVES = ("all", "last", "packed")
+OBJECTIVES = ("all", "last")
 MIN_SPLIT_LEN = 3
 
 
@@ -75,19 +75,17 @@ class Split:
         shuffle: bool = True,
         generator: torch.Generator | None = None,
         seed: int | None = None,
-        max_tokens: int | None = None,
         pad_to: str = "batch",
         num_replicas: int = 1,
         rank: int = 0,
         bucket: bool = False,
     ) -> TrainBatches:
         """Training batches for ``objective`` ``"all"`` (padded, a target per position, long
-        sequences cut into windows of ``max_len``), ``"last"`` (RecBole prefix augmentation,
-        one target per row) or ``"packed"`` (variable-length, per-token targets;
-        ``max_len=None`` keeps whole sequences).
+        sequences cut into windows of ``max_len``; ``max_len=None`` keeps whole sequences) or
+        ``"last"`` (RecBole prefix augmentation, one target per row).
 
-        ``max_tokens`` (packed only) caps the tokens of a batch. ``num_replicas``/``rank``
-        give each DDP process its share of every epoch's batches (same count on every rank).
+        ``num_replicas``/``rank`` give each DDP process its share of every epoch's batches
+        (same count on every rank).
         ``bucket``: rows of equal length go together (a shuffled order sorted stably by
         length, cut into batches, the batches shuffled), so a padded batch holds almost no
         padding; the order is still random within each length and across batches. For
@@ -118,7 +116,6 @@ class Split:
             max_len=max_len,
             shuffle=shuffle,
             generator=generator,
-            max_tokens=max_tokens,
             pad_to=pad_to,
             num_replicas=num_replicas,
             rank=rank,
@@ -130,7 +127,6 @@ class Split:
         stage: str = "valid",
         batch_size: int = 1024,
         max_len: int | None = 50,
-        packed: bool = False,
         bucket: bool = False,
     ) -> EvalBatches:
         """Evaluation rows of ``stage`` (``"valid"`` or ``"test"``), in user order, or with
@@ -142,7 +138,7 @@ class Split:
         if bucket:
             order = np.argsort(rows[1], kind="stable")
             rows = tuple(r[order] for r in rows)
-        return EvalBatches(self, rows, batch_size, packed)
+        return EvalBatches(self, rows, batch_size)
 
     def tie_group_rows(self, max_len: int | None = 50):
         """Rows of the tie-group test (order-free): per user, the *tie group* is every item
@@ -188,7 +184,6 @@ class TrainBatches:
         max_len,
         shuffle,
         generator,
-        max_tokens,
         pad_to,
         num_replicas,
         rank,
@@ -197,7 +192,7 @@ class TrainBatches:
         self.split, self.objective = split, objective
         self.row_start, self.row_len, self.target = rows
         self.batch_size, self.max_len, self.shuffle = batch_size, max_len, shuffle
-        self.generator, self.max_tokens, self.pad_to = generator, max_tokens, pad_to
+        self.generator, self.pad_to = generator, pad_to
         self.num_replicas, self.rank, self.bucket = num_replicas, rank, bucket
 
     @property
@@ -207,7 +202,7 @@ class TrainBatches:
     def _groups(self, order: np.ndarray, shuffle: bool = False) -> list[np.ndarray]:
         """Batches of this rank, in the order they are served (``shuffle``: bucketed batches
         in a random order drawn from ``generator``)."""
-        rows, tokens = self.batch_size, self.max_tokens if self.objective == "packed" else None
+        rows, tokens = self.batch_size, None
         if self.bucket:
             order = order[np.argsort(self.row_len[order], kind="stable")]
             if self.objective == "all":
@@ -237,12 +232,9 @@ class TrainBatches:
         for group in self._groups(order, shuffle=self.shuffle):
             start, length = self.row_start[group], self.row_len[group]
             target = None if self.target is None else self.target[group]
-            if self.objective == "packed":
-                yield batching.packed_batch(self.split.items, self.split.times, start, length)
-            else:
-                yield batching.padded_batch(
-                    self.split.items, self.split.times, start, length, target, width
-                )
+            yield batching.padded_batch(
+                self.split.items, self.split.times, start, length, target, width
+            )
 
     def tokens(self) -> dict[str, int]:
         """Real tokens and tokens processed (padding included) in one epoch of this rank."""
@@ -250,30 +242,26 @@ class TrainBatches:
         for group in self._groups(np.arange(self.n_rows)):
             length = self.row_len[group]
             real += int(length.sum())
-            if self.objective == "packed":
-                processed += int(length.sum())
-            else:
-                width = self.max_len if self.pad_to == "max_len" else int(length.max())
-                processed += width * len(group)
+            width = self.max_len if self.pad_to == "max_len" else int(length.max())
+            processed += width * len(group)
         return {"real": real, "processed": processed}
 
 
 class EvalBatches:
     """Evaluation batches (history, ``target``, ``target_time``) in user order."""
 
-    def __init__(self, split, rows, batch_size, packed):
+    def __init__(self, split, rows, batch_size):
         self.split = split
         self.row_start, self.row_len, self.target = rows
-        self.batch_size, self.packed = batch_size, packed
+        self.batch_size = batch_size
 
     def __len__(self) -> int:
         return math.ceil(len(self.row_start) / self.batch_size)
 
     def __iter__(self):
-        build = batching.packed_batch if self.packed else batching.padded_batch
         for i in range(0, len(self.row_start), self.batch_size):
             part = slice(i, i + self.batch_size)
-            yield build(
+            yield batching.padded_batch(
                 self.split.items,
                 self.split.times,
                 self.row_start[part],

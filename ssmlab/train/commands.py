@@ -48,7 +48,7 @@ from ssmlab.metrics import NonFiniteScoresError
 from ssmlab.models import build_model, get_model_class
 from ssmlab.train import checkpoint as ckpt
 from ssmlab.train import distributed as dist_utils
-from ssmlab.train.loop import data_objective, evaluate
+from ssmlab.train.loop import evaluate
 from ssmlab.train.trainer import Trainer
 
 DEFAULT_MODEL, DEFAULT_DATA = "tim4rec", "toy"
@@ -283,11 +283,10 @@ def evaluate_checkpoint(
         ) from None
     model.to(dev)
     split, tc = dataset.split(), config.train
-    packed = data_objective(model, tc.objective) == "packed"
     result = {"model": config.model_name, "data": config.data.name}
     for stage in ("valid", "test"):
         batches = split.eval_batches(
-            stage, tc.eval_batch_size, config.max_len, packed=packed, bucket=tc.bucket
+            stage, tc.eval_batch_size, config.max_len, bucket=tc.bucket
         )  # the trainer's order: the same sums, the same numbers to the last digit
         result[stage] = evaluate(model, batches, dev, tc.ks)
     return result

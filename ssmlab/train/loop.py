@@ -2,9 +2,8 @@
 
 Which batches an objective trains on (:func:`data_objective`): ``"last"`` -> RecBole prefix
 augmentation rows, ``"all"`` -> one padded row per sequence with a target at every position,
-``"packed"`` -> variable-length packed rows (SSD4Rec), ``"cloze"`` -> ``"last"`` rows (BERT4Rec
-masks history + target itself). A model can change this with a class attribute
-``data_objectives = {"my_objective": "all"}``.
+``"cloze"`` -> ``"last"`` rows (BERT4Rec masks history + target itself). A model can change
+this with a class attribute ``data_objectives = {"my_objective": "all"}``.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from ssmlab.metrics import RankingAccumulator, check_finite_scores, rank_metrics
 from ssmlab.models.base import SequentialRecommender
 from ssmlab.train.distributed import DistInfo, all_reduce_sum
 
-DATA_OBJECTIVES = {"last": "last", "all": "all", "packed": "packed", "cloze": "last"}
+DATA_OBJECTIVES = {"last": "last", "all": "all", "cloze": "last"}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -27,7 +26,7 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def data_objective(model: SequentialRecommender | type, objective: str) -> str:
-    """The ``ssmlab.data`` batcher (``"last"``, ``"all"``, ``"packed"``) of a training objective."""
+    """The ``ssmlab.data`` batcher (``"last"`` or ``"all"``) of a training objective."""
     table = {**DATA_OBJECTIVES, **getattr(model, "data_objectives", {})}
     if objective not in table:
         raise ValueError(
@@ -114,7 +113,6 @@ def evaluate_tie_groups(
     ks=(10, 20, 50),
     max_len: int | None = 50,
     batch_size: int = 1024,
-    packed: bool = False,
 ) -> dict[str, float]:
     """The test scored by tie group: free of the order of equal timestamps.
 
@@ -127,14 +125,13 @@ def evaluate_tie_groups(
     Shapes: as :func:`evaluate`; returns {"hr@K", "ndcg@K", "mrr@K", "users"} -> float
     """
     rows = split.tie_group_rows(max_len)
-    build = batching.packed_batch if packed else batching.padded_batch
     was_training = model.training
     model.eval()
     sums = {f"{m}@{k}": 0.0 for k in ks for m in ("hr", "ndcg", "mrr")}
     widest = int(rows["group_len"].max()) if len(rows["user"]) else 1
     for i in range(0, len(rows["user"]), batch_size):
         part = slice(i, i + batch_size)
-        batch = build(
+        batch = batching.padded_batch(
             split.items,
             split.times,
             rows["row_start"][part],

@@ -209,13 +209,8 @@ class Trainer:
     def evaluate(self, stage: str = "valid") -> dict[str, float]:
         """Full-ranking hr/ndcg/mrr@K on ``"valid"`` or ``"test"`` with the current weights."""
         tc = self.config.train
-        packed = data_objective(self.model, tc.objective) == "packed"
         batches = self.split.eval_batches(
-            stage,
-            batch_size=tc.eval_batch_size,
-            max_len=self.config.max_len,
-            packed=packed,
-            bucket=tc.bucket,
+            stage, batch_size=tc.eval_batch_size, max_len=self.config.max_len, bucket=tc.bucket
         )
         bar = tqdm(
             total=len(batches),

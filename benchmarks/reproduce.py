@@ -37,7 +37,7 @@ from ssmlab.bench.probe import git_info, machine_info
 from ssmlab.config import load_config, preset_path
 from ssmlab.data import Split, load_dataset
 from ssmlab.train import Trainer
-from ssmlab.train.loop import evaluate_tie_groups
+from ssmlab.train.evaluation import evaluate_tie_groups
 
 HERE = Path(__file__).resolve().parent
 
@@ -196,8 +196,8 @@ def make_trainer(model: str, dataset, args, seed: int, run_dir: Path):
 
 
 def tie_group_test(trainer) -> dict:
-    """The test scored by tie group (order-free; ``ssmlab.train.loop.evaluate_tie_groups``)
-    with the trainer's current weights."""
+    """The test scored by tie group (order-free;
+    ``ssmlab.train.evaluation.evaluate_tie_groups``) with the trainer's current weights."""
     tc = trainer.config.train
     return evaluate_tie_groups(
         trainer.model,

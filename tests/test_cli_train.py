@@ -129,12 +129,12 @@ def test_eval_of_a_foreign_file_exits_2(tmp_path, capsys):
 
 
 def test_nan_loss_exits_1(tmp_path, capsys, monkeypatch):
-    from ssmlab.train import loop
+    from ssmlab.train import evaluation
 
     def nan_forward(self, batch):
         return self.model.calculate_loss(batch, self.objective) * torch.nan
 
-    monkeypatch.setattr(loop.LossModule, "forward", nan_forward)
+    monkeypatch.setattr(evaluation.LossModule, "forward", nan_forward)
     code, out, err = run(capsys, "train", "--model", "tinygru", "--output", str(tmp_path), *QUICK)
     assert code == 1 and out == ""
     assert "loss is nan at epoch 1, step 1" in err and "No checkpoint" in err

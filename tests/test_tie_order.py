@@ -120,7 +120,7 @@ class _BagModel(torch.nn.Module):
 
 
 def test_tie_group_test_does_not_depend_on_the_tie_order():
-    from ssmlab.train.loop import evaluate, evaluate_tie_groups
+    from ssmlab.train.evaluation import evaluate, evaluate_tie_groups
 
     torch.manual_seed(0)
     model = _BagModel()
@@ -136,7 +136,7 @@ def test_tie_group_test_does_not_depend_on_the_tie_order():
 
 def test_tie_group_test_equals_the_standard_test_without_ties():
     from ssmlab.models import build_model
-    from ssmlab.train.loop import evaluate, evaluate_tie_groups
+    from ssmlab.train.evaluation import evaluate, evaluate_tie_groups
 
     data = load_dataset("toy", n_users=80, seed=1)  # continuous times: no ties
     split = data.split()

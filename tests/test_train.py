@@ -18,7 +18,7 @@ from ssmlab.metrics import full_ranking_metrics
 from ssmlab.models import REGISTRY, ModelConfig, SequentialRecommender
 from ssmlab.train import NonFiniteLossError, Trainer, evaluate, load_checkpoint
 from ssmlab.train.checkpoint import atomic_save
-from ssmlab.train.loop import data_objective
+from ssmlab.train.evaluation import batch_layout
 
 
 @dataclass
@@ -97,8 +97,8 @@ def test_objectives_optimise_the_same_pairs(dataset):
     last, every = pairs_last(split, None), pairs_all(split, None)
     assert sum(last.values()) == split.stats()["train_rows_last"] > 0
     assert last == every  # same multiset of (history -> next item)
-    assert data_objective(TinyGRU, "last") == "last" and data_objective(TinyGRU, "all") == "all"
-    assert data_objective(TinyGRU, "cloze") == "last"
+    assert batch_layout(TinyGRU, "last") == "last" and batch_layout(TinyGRU, "all") == "all"
+    assert batch_layout(TinyGRU, "cloze") == "last"
 
     # and a causal model gets the same summed CE from both batchers (no dropout, float64)
     model = TinyGRU(TinyConfig(dropout=0.0, max_len=64), dataset.n_items).double().eval()

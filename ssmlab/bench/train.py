@@ -66,7 +66,7 @@ from ssmlab.config import ConfigError, load_config, preset_path
 from ssmlab.data.batching import padded_batch
 from ssmlab.layers.linear_ce import linear_cross_entropy
 from ssmlab.models import build_model, get_model_class, model_names
-from ssmlab.train.loop import data_objective, evaluate, make_optimizer
+from ssmlab.train.evaluation import batch_layout, evaluate, make_optimizer
 
 MODELS = ("sasrec", "tisasrec", "mamba4rec", "ssd4rec_star", "tim4rec", "ss4rec")
 LENGTHS = (50, 100, 200, 400, 800)
@@ -448,7 +448,7 @@ def time_epoch(model_name: str, dataset, config, steps: int, warmup: int, device
     optimizer = make_optimizer(model, config.train.lr, config.train.weight_decay)
     objective = config.train.objective
     batches = split.train_batches(
-        data_objective(model, objective),
+        batch_layout(model, objective),
         batch_size=config.train.batch_size,
         max_len=config.max_len,
         seed=0,

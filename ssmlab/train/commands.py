@@ -48,7 +48,7 @@ from ssmlab.metrics import NonFiniteScoresError
 from ssmlab.models import build_model, get_model_class
 from ssmlab.train import checkpoint as ckpt
 from ssmlab.train import distributed as dist_utils
-from ssmlab.train.loop import evaluate
+from ssmlab.train.evaluation import evaluate
 from ssmlab.train.trainer import Trainer
 
 DEFAULT_MODEL, DEFAULT_DATA = "tim4rec", "toy"

@@ -32,10 +32,10 @@ from ssmlab.config import ExperimentConfig, load_config
 from ssmlab.models import build_model
 from ssmlab.train import checkpoint as ckpt
 from ssmlab.train import distributed as dist_utils
-from ssmlab.train.loop import (
+from ssmlab.train.evaluation import (
     LossModule,
     NonFiniteLossError,
-    data_objective,
+    batch_layout,
     evaluate,
     make_optimizer,
     to_device,
@@ -95,7 +95,7 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, tc.lr, tc.weight_decay)
         self.data_generator = torch.Generator().manual_seed(tc.seed)  # same order on all ranks
         self.train_batches = self.split.train_batches(
-            data_objective(self.model, tc.objective),
+            batch_layout(self.model, tc.objective),
             batch_size=tc.batch_size,
             max_len=config.max_len,
             shuffle=True,

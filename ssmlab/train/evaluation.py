@@ -1,9 +1,14 @@
-"""The pieces of one training step and of a batched full-ranking evaluation.
+"""Evaluation and the pieces that ``Trainer.train_epoch`` (the training loop) calls.
 
-Which batches an objective trains on (:func:`data_objective`): ``"last"`` -> RecBole prefix
-augmentation rows, ``"all"`` -> one padded row per sequence with a target at every position,
-``"cloze"`` -> ``"last"`` rows (BERT4Rec masks history + target itself). A model can change
-this with a class attribute ``data_objectives = {"my_objective": "all"}``.
+* :func:`evaluate`: batched full-ranking hr/ndcg/mrr@K, all-reduced under torchrun;
+  :func:`evaluate_tie_groups`: the test scored by tie group (free of the order of equal times).
+* :class:`LossModule` (the loss as a ``forward`` DDP can wrap), :func:`make_optimizer`,
+  :func:`to_device`, :class:`NonFiniteLossError`.
+* :func:`batch_layout`: which ``ssmlab.data`` batches a training objective trains on:
+  ``"last"`` -> RecBole prefix augmentation rows, ``"all"`` -> one padded row per sequence with
+  a target at every position, ``"cloze"`` -> ``"last"`` rows (BERT4Rec masks history + target
+  itself). A model can change this with a class attribute ``batch_layouts = {"my_objective":
+  "all"}``.
 """
 
 from __future__ import annotations
@@ -18,20 +23,21 @@ from ssmlab.metrics import RankingAccumulator, check_finite_scores, rank_metrics
 from ssmlab.models.base import SequentialRecommender
 from ssmlab.train.distributed import DistInfo, all_reduce_sum
 
-DATA_OBJECTIVES = {"last": "last", "all": "all", "cloze": "last"}
+BATCH_LAYOUTS = {"last": "last", "all": "all", "cloze": "last"}
 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the message says where."""
 
 
-def data_objective(model: SequentialRecommender | type, objective: str) -> str:
-    """The ``ssmlab.data`` batcher (``"last"`` or ``"all"``) of a training objective."""
-    table = {**DATA_OBJECTIVES, **getattr(model, "data_objectives", {})}
+def batch_layout(model: SequentialRecommender | type, objective: str) -> str:
+    """The ``ssmlab.data`` batch layout (``"last"`` or ``"all"``, the ``objective`` argument of
+    ``Split.train_batches``) that a training objective trains on."""
+    table = {**BATCH_LAYOUTS, **getattr(model, "batch_layouts", {})}
     if objective not in table:
         raise ValueError(
-            f"no batcher known for objective {objective!r}; known: {sorted(table)} "
-            "(a model may map its own with a `data_objectives` class attribute)"
+            f"no batch layout known for objective {objective!r}; known: {sorted(table)} "
+            "(a model may map its own with a `batch_layouts` class attribute)"
         )
     return table[objective]
 
@@ -155,10 +161,10 @@ def evaluate_tie_groups(
 
 
 __all__ = [
-    "DATA_OBJECTIVES",
+    "BATCH_LAYOUTS",
     "LossModule",
     "NonFiniteLossError",
-    "data_objective",
+    "batch_layout",
     "evaluate",
     "evaluate_tie_groups",
     "make_optimizer",

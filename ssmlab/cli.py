@@ -1,20 +1,51 @@
 """The ``ssmlab`` command line: train, eval, data info, bench.
 
-Each subcommand imports its module lazily, so ``ssmlab --help`` stays fast. One error path:
-:func:`main` turns every expected failure (``ssmlab.train.commands.USER_ERRORS``: bad data,
-config, checkpoint or device) into one ``ssmlab <cmd>: error: ...`` line on stderr and exit
-code 2; only a bug shows a traceback.
+Each subcommand imports its module lazily, so ``ssmlab --help`` stays fast. The handlers turn
+the options into plain arguments of library functions (``ssmlab.train.train``,
+``ssmlab.train.evaluate_checkpoint``, ``ssmlab.data.info_table``, ``ssmlab.bench.main``).
+
+``ssmlab train`` and ``ssmlab eval`` print exactly one line on stdout, ``{"model", "data",
+"valid": {...}, "test": {...}}``; progress bars, epoch summaries and warnings go to stderr.
+``--resume`` continues the run in ``--output`` with its saved config; ``--set``/``--config``
+may change only ``ssmlab.train.runs.RESUMABLE`` keys.
+
+Exit codes (one error path, :func:`main`): every expected failure prints one line
+``ssmlab <cmd>: error: ...`` on stderr, without a traceback, and
+
+* 2: bad input (:func:`user_errors`): unknown model or dataset, bad ``--set`` or ``--config``,
+  missing, corrupt or malformed data files, a bad or mismatched checkpoint (other weights
+  shape, other data, non-finite weights or scores), a bad ``--device``, a run folder that
+  already holds a run or that another process is using, an override ``--resume`` cannot apply;
+* 1: training failed (:data:`TRAINING_ERRORS`): a NaN/inf or diverging loss or non-finite
+  weights (the last good checkpoint is left in place);
+* 130: interrupted (``--resume`` continues).
+
+Only a bug shows a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+
+# "ssmlab train: error: ..." and exit 1: the run failed, the last good checkpoint is kept.
+TRAINING_ERRORS = (FloatingPointError,)  # NonFiniteLossError, DivergenceError, NonFiniteScores
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The failures that are bad input: ``ssmlab <cmd>: error: ...`` and exit 2 (``OSError``
+    covers missing files and failed downloads)."""
+    from ssmlab.config import ConfigError
+    from ssmlab.data import ChecksumError, DataFormatError
+    from ssmlab.train import CheckpointError, UsageError
+
+    return (UsageError, ConfigError, OSError, ChecksumError, DataFormatError, CheckpointError)
 
 
 def _data_info(args: argparse.Namespace) -> int:
     from ssmlab.data import info_table
-    from ssmlab.train.commands import UsageError, check_names
+    from ssmlab.train.runs import UsageError, check_names
 
     check_names(None, args.name)
     csv = {}
@@ -29,7 +60,7 @@ def _data_info(args: argparse.Namespace) -> int:
 
 
 def _csv_columns(text: str, header: bool) -> tuple:
-    from ssmlab.train.commands import UsageError
+    from ssmlab.train.runs import UsageError
 
     columns = tuple(c.strip() for c in text.split(","))
     if len(columns) != 3 or not all(columns):
@@ -48,15 +79,56 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ssmlab import train
+    """``ssmlab train``: train, test the best weights, print one JSON line (rank 0)."""
+    from ssmlab.train import distributed, train
 
-    return train.main_train(args)
+    info = distributed.env_info()
+    try:
+        result = train(
+            args.model,
+            args.data,
+            args.config,
+            args.overrides,
+            args.output,
+            resume=args.resume,
+            data_dir=args.data_dir,
+            device=args.device,
+        )
+    except TRAINING_ERRORS as err:
+        return _fail("train", err, 1)
+    except KeyboardInterrupt:
+        hint = (
+            f"; `ssmlab train --resume --output {args.output}` continues from its last.pt"
+            if args.output
+            else ""
+        )
+        return _fail("train", f"interrupted{hint}", 130)
+    finally:
+        distributed.cleanup()
+    if info.is_main:
+        print(json.dumps(result), flush=True)
+    return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from ssmlab import train
+    """``ssmlab eval CKPT``: print the checkpoint's valid and test metrics as one JSON line."""
+    import torch
 
-    return train.main_eval(args)
+    from ssmlab.metrics import NonFiniteScoresError
+    from ssmlab.train import CheckpointError, evaluate_checkpoint
+
+    try:
+        with torch.inference_mode():
+            result = evaluate_checkpoint(args.checkpoint, args.data_dir, args.device)
+    except NonFiniteScoresError as err:  # finite weights, broken forward pass: a bad checkpoint
+        raise CheckpointError(f"{args.checkpoint}: {err}") from None
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def _fail(command: str, err: Exception | str, code: int) -> int:
+    print(f"ssmlab {command}: error: {one_line(err)}", file=sys.stderr, flush=True)
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,9 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except Exception as err:
-        from ssmlab.train.commands import USER_ERRORS
-
-        if not isinstance(err, USER_ERRORS):
+        if not isinstance(err, user_errors()):
             raise  # a bug: keep the traceback
         print(f"ssmlab {command}: error: {one_line(err)}", file=sys.stderr, flush=True)
         return 2

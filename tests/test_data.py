@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from ssmlab.data import REGISTRY, load_dataset, sources
-from ssmlab.data.registry import KNOWN_SHA256
+from ssmlab.data.registry import KNOWN_SHA256, check_name
 
 SHARED = Path(
     os.environ.get("SSMLAB_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets")
@@ -50,6 +50,11 @@ def test_registry_and_unknown_name():
         load_dataset("ml-10m")
     for name in ("ml-1m", "amazon-beauty", "kuairand", "ml-100k", "toy", "csv:PATH"):
         assert name in str(err.value)
+    for name in (*REGISTRY, "csv:any/file.csv"):  # what load_dataset accepts passes the check
+        check_name(name)
+    with pytest.raises(KeyError) as checked:
+        check_name("ml-10m")
+    assert checked.value.args == err.value.args  # one message for an unknown name
 
 
 def test_ml100k_figures_exact(ml100k, shared_datasets):

@@ -192,10 +192,21 @@ def known_names() -> list[str]:
     return sorted(REGISTRY) + ["csv:PATH"]
 
 
+def _unknown(name: str) -> str:
+    return f"unknown dataset {name!r}; known datasets: {', '.join(known_names())}"
+
+
+def check_name(name: str) -> None:
+    """Names ``load_dataset`` accepts (registered, or ``csv:PATH``) pass; any other raises a
+    ``KeyError`` that lists the known ones."""
+    if name not in REGISTRY and not name.startswith("csv:"):
+        raise KeyError(_unknown(name))
+
+
 def get_spec(name: str, **options) -> DatasetSpec:
     """The spec of ``name``; unknown names raise a ``KeyError`` that lists the known ones."""
     if name not in REGISTRY:
-        raise KeyError(f"unknown dataset {name!r}; known datasets: {', '.join(known_names())}")
+        raise KeyError(_unknown(name))
     spec = REGISTRY[name]
     if name == "kuairand":
         logs = options.get("logs", "first")

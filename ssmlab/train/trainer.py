@@ -28,7 +28,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from ssmlab.config import ExperimentConfig, load_config
+from ssmlab.config import ExperimentConfig
 from ssmlab.models import build_model
 from ssmlab.train import checkpoint as ckpt
 from ssmlab.train import distributed as dist_utils
@@ -431,22 +431,4 @@ class Trainer:
             )
 
 
-def train(
-    model: str = "tim4rec",
-    data: str = "toy",
-    config_file: str | Path | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-    output: str | Path | None = None,
-    dataset=None,
-    **trainer_kwargs,
-) -> dict[str, Any]:
-    """Load the config, train, test: the notebook-friendly one-liner.
-
-    ``overrides`` are dotted ``"train.epochs=3"`` strings; ``trainer_kwargs`` go to
-    :class:`Trainer` (``device``, ``progress``, ``verbose``).
-    """
-    config = load_config(model, data, config_file, overrides)
-    return Trainer(config, dataset=dataset, output=output, **trainer_kwargs).fit()
-
-
-__all__ = ["EVENTS", "DivergenceError", "NonFiniteLossError", "Trainer", "train"]
+__all__ = ["EVENTS", "DivergenceError", "NonFiniteLossError", "Trainer"]

@@ -10,6 +10,29 @@ import torch
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
+# assert_close's tolerances by real dtype (a complex tensor uses its real dtype's): two paths of
+# the same math (a fast form against its reference, a formula against its closed form).
+TOL = {
+    torch.float32: {"atol": 1e-4, "rtol": 1e-4},
+    torch.float64: {"atol": 1e-12, "rtol": 1e-10},
+}
+
+
+def assert_close(got, ref, what: str = "", dtype: torch.dtype | None = None, **tol) -> None:
+    """``torch.testing.assert_close`` with ``TOL[dtype]`` (default: ``got``'s dtype), or with the
+    ``atol``/``rtol`` given; prints the largest absolute difference labelled ``what`` (shown by
+    ``pytest -s`` and on failure).
+
+    Test modules import it: ``from conftest import TOL, assert_close`` (``tests/kernels`` and
+    ``tests/e2e`` are packages, so that ``conftest`` is always this file).
+    """
+    diff = (got - ref).abs().max().item() if got.numel() else 0.0
+    print(f"{what}: max abs diff {diff:.3e}")
+    if not tol:
+        dtype = dtype or got.dtype
+        tol = TOL[dtype.to_real() if dtype.is_complex else dtype]
+    torch.testing.assert_close(got, ref, **tol)
+
 
 def pytest_configure(config):
     # Tiny tensors: one intra-op thread avoids thread-pool overhead and contention on 2 cores.

@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import assert_close
 
 from ssmlab.ssm.discretize import METHODS, discretize, phi1, time_gap_to_dt
 
-TOL = {torch.float32: {"atol": 1e-5, "rtol": 1e-5}, torch.float64: {"atol": 1e-12, "rtol": 1e-10}}
 EXTREME_DT = [0.0, 1e-12, 1e9]
-
-
-def check_close(actual, expected, tol, what=""):
-    print(f"{what} max abs diff {(actual - expected).abs().max().item():.3e}")
-    torch.testing.assert_close(actual, expected, **tol)
 
 
 def _A(kind, dtype):
@@ -39,8 +34,10 @@ def test_closed_forms(dtype, kind):
     }
     for method in METHODS:
         A_bar, B_bar = discretize(A[:, None], B, dt[..., None], method)  # (3 n 1), (3 n h)
-        check_close(A_bar[..., 0], expected[method][0], TOL[dtype], f"{method} A_bar")
-        check_close(B_bar, expected[method][1].to(B_bar.dtype), TOL[dtype], f"{method} B_bar")
+        assert_close(A_bar[..., 0], expected[method][0], what=f"{method} A_bar", dtype=dtype)
+        assert_close(
+            B_bar, expected[method][1].to(B_bar.dtype), what=f"{method} B_bar", dtype=dtype
+        )
 
 
 @pytest.mark.parametrize("kind", ["real", "complex"])
@@ -56,7 +53,7 @@ def test_zoh_is_exact_for_constant_input(kind):
         A_bar, B_bar = discretize(A, B, dt, "zoh")
         h, t = A_bar * h + B_bar * u, t + dt
         exact = torch.exp(A * t) * h0 + (torch.exp(A * t) - 1) / A * B * u
-        check_close(h, exact, TOL[torch.float64], f"t={float(t):.3f}")
+        assert_close(h, exact, what=f"t={float(t):.3f}", dtype=torch.float64)
 
 
 @pytest.mark.parametrize("kind", ["real", "complex"])
@@ -68,7 +65,7 @@ def test_mamba_approaches_zoh_linearly_in_dt(kind):
     for dt in (1e-2, 1e-3, 1e-4):
         A_m, B_m = discretize(A, B, dt, "mamba")
         A_z, B_z = discretize(A, B, dt, "zoh")
-        check_close(A_m, A_z, TOL[torch.float64], "A_bar mamba vs zoh")  # same exp(dt A)
+        assert_close(A_m, A_z, what="A_bar mamba vs zoh", dtype=torch.float64)  # same exp(dt A)
         rel = ((B_m - B_z).abs() / B_z.abs()).max().item()
         print(f"dt={dt:g}: relative B_bar error {rel:.3e}, bound {dt * A.abs().max().item():.3e}")
         assert rel <= dt * A.abs().max().item()  # O(dt): |dt A| / 2 to leading order
@@ -80,15 +77,15 @@ def test_zoh_small_step_limit_and_zero_eigenvalue():
     A = torch.tensor([-1.0, 0.0, -3.0], dtype=torch.float64)
     B = torch.tensor([2.0, 1.0, -1.0], dtype=torch.float64)
     A_bar, B_bar = discretize(A, B, 0.5, "zoh")
-    check_close(
+    assert_close(
         B_bar[1],
         torch.tensor(0.5 * 1.0, dtype=torch.float64),
-        TOL[torch.float64],
-        "A = 0: B_bar = dt B",
+        what="A = 0: B_bar = dt B",
+        dtype=torch.float64,
     )
     A_bar, B_bar = discretize(A, B, 1e-12, "zoh")
-    check_close(B_bar, 1e-12 * B, {"atol": 0, "rtol": 1e-11}, "dt -> 0: B_bar -> dt B")
-    check_close(A_bar, torch.ones_like(A), TOL[torch.float64], "dt -> 0: A_bar -> 1")
+    assert_close(B_bar, 1e-12 * B, what="dt -> 0: B_bar -> dt B", atol=0, rtol=1e-11)
+    assert_close(A_bar, torch.ones_like(A), what="dt -> 0: A_bar -> 1", dtype=torch.float64)
 
 
 def test_phi1_series_and_direct_branches_agree():
@@ -102,10 +99,8 @@ def test_phi1_series_and_direct_branches_agree():
     expected_grad = torch.where(
         big, (zd * torch.exp(zd) - torch.expm1(zd)) / zd**2, 0.5 + zd / 3 + zd**2 / 8 + zd**3 / 30
     )
-    check_close(
-        phi1(zd), expected_val, {"atol": 1e-6, "rtol": 0}, "phi1"
-    )  # series truncated at z^3
-    check_close(grad, expected_grad, {"atol": 1e-5, "rtol": 0}, "phi1'")
+    assert_close(phi1(zd), expected_val, what="phi1", atol=1e-6, rtol=0)  # series truncated at z^3
+    assert_close(grad, expected_grad, what="phi1'", atol=1e-5, rtol=0)
     zc = torch.complex(zd, torch.full_like(zd, 0.05)).requires_grad_()
     assert torch.autograd.gradcheck(lambda x: phi1(x), (zc,))
 
@@ -146,20 +141,18 @@ def test_time_gap_to_dt_norms_on_unix_seconds():
     gap = stamps[:, 1:] - stamps[:, :-1]  # (1 3) int64: the difference first, then float
     raw = time_gap_to_dt(gap)
     assert raw.dtype == torch.get_default_dtype()
-    check_close(
-        raw, torch.tensor([[60.0, 86400.0, 946_000_000 - 86460.0]]), {"atol": 0, "rtol": 1e-7}
-    )
-    check_close(
+    assert_close(raw, torch.tensor([[60.0, 86400.0, 946_000_000 - 86460.0]]), atol=0, rtol=1e-7)
+    assert_close(
         time_gap_to_dt(gap, "log1p", dtype=torch.float64),
         torch.log1p(gap.double()),
-        TOL[torch.float64],
-        "log1p",
+        what="log1p",
+        dtype=torch.float64,
     )
-    check_close(
+    assert_close(
         time_gap_to_dt(gap, "scale", scale=60.0, dtype=torch.float64),
         gap.double() / 60,
-        TOL[torch.float64],
-        "scale",
+        what="scale",
+        dtype=torch.float64,
     )
     assert time_gap_to_dt(torch.tensor([1.5], dtype=torch.float64)).dtype == torch.float64
     assert time_gap_to_dt(torch.tensor([0, 0])).eq(0).all()  # duplicate timestamps: dt = 0

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import assert_close
 
 from ssmlab.ssm.s5 import hippo_n_init, s5_scan, s5_scan_ref
 
-TOL = {torch.float32: {"atol": 1e-4, "rtol": 1e-4}, torch.float64: {"atol": 1e-10, "rtol": 1e-9}}
 CPLX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 b, h, p = 2, 3, 4
-
-
-def check_close(actual, expected, tol, what=""):
-    print(f"{what} max abs diff {(actual - expected).abs().max().item():.3e}")
-    torch.testing.assert_close(actual, expected, **tol)
 
 
 def _params(dtype, kind, dt_per_state, l):
@@ -50,10 +45,10 @@ def test_fast_matches_ref(dtype, kind, dt_per_state, l):
     leaves = _params(dtype, kind, dt_per_state, l)
     y_ref, h_ref, g_ref = _grads(s5_scan_ref, leaves)
     y_fast, h_fast, g_fast = _grads(s5_scan, leaves)
-    check_close(y_fast, y_ref, TOL[dtype], "y")
-    check_close(h_fast, h_ref, TOL[dtype], "h_last")
+    assert_close(y_fast, y_ref, what="y", dtype=dtype)
+    assert_close(h_fast, h_ref, what="h_last", dtype=dtype)
     for name, gf, gr in zip(("u", "dt", "Lambda", "B", "C", "D"), g_fast, g_ref):
-        check_close(gf, gr, TOL[dtype], f"grad {name}")
+        assert_close(gf, gr, what=f"grad {name}", dtype=dtype)
 
 
 @pytest.mark.parametrize("method", ["zoh", "bilinear", "euler", "mamba"])
@@ -62,10 +57,10 @@ def test_methods_and_initial_state(method):
     h0 = torch.randn(b, p, dtype=torch.complex128)
     y_ref, h_ref = s5_scan_ref(u, dt, Lambda, B, C, D, method, True, h0=h0)
     y_fast, h_fast = s5_scan(u, dt, Lambda, B, C, D, method, True, h0=h0)
-    check_close(y_fast, y_ref, TOL[torch.float64], f"{method} y")
-    check_close(h_fast, h_ref, TOL[torch.float64], f"{method} h_last")
+    assert_close(y_fast, y_ref, what=f"{method} y", dtype=torch.float64)
+    assert_close(h_fast, h_ref, what=f"{method} h_last", dtype=torch.float64)
     y_none = s5_scan(u, dt, Lambda, B, C, None, method, h0=h0)
-    check_close(y_fast - y_none, D * u, TOL[torch.float64], "D u skip")
+    assert_close(y_fast - y_none, D * u, what="D u skip", dtype=torch.float64)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -93,12 +88,12 @@ def test_huge_gap_resets_the_state(kind):
     dt[:, 5] = 1e9
     y = s5_scan(u, dt, Lambda, B, C, D)
     fresh = s5_scan(u[:, 5:], dt[:, 5:], Lambda, B, C, D)  # the same steps with no history
-    check_close(y[:, 5:], fresh, TOL[torch.float64], "after the gap")
+    assert_close(y[:, 5:], fresh, what="after the gap", dtype=torch.float64)
     # with Re(Lambda) < 0 and a huge step the ZOH input weight is -B / Lambda (fully charged)
     x_k = u[:, 5].to(B.dtype)
     expected = torch.einsum("hp,p,pk,bk->bh", C, -1 / Lambda, B, x_k)
     expected = (expected.real if expected.is_complex() else expected) + D * u[:, 5]
-    check_close(y[:, 5], expected, TOL[torch.float64], "y at the gap")
+    assert_close(y[:, 5], expected, what="y at the gap", dtype=torch.float64)
     assert (y[:, 4] - s5_scan(u[:, 4:5], dt[:, 4:5], Lambda, B, C, D)[:, 0]).abs().max() > 1e-3
 
 
@@ -107,31 +102,30 @@ def test_zero_gap_keeps_the_state_and_ignores_the_input():
     dt[:, 3] = 0.0
     _, h2 = s5_scan(u[:, :3], dt[:, :3], Lambda, B, C, D, return_final_state=True)
     _, h3 = s5_scan(u[:, :4], dt[:, :4], Lambda, B, C, D, return_final_state=True)
-    check_close(h3, h2, TOL[torch.float64], "ZOH with dt = 0")
+    assert_close(h3, h2, what="ZOH with dt = 0", dtype=torch.float64)
 
 
 def test_hippo_n_init():
     Lambda, V = hippo_n_init(8)
     assert Lambda.shape == (8,) and Lambda.dtype == torch.complex64 and V.shape == (8, 8)
-    check_close(Lambda.real, torch.full((8,), -0.5), {"atol": 1e-6, "rtol": 0}, "Re(Lambda)")
+    assert_close(Lambda.real, torch.full((8,), -0.5), what="Re(Lambda)", atol=1e-6, rtol=0)
     # S = HiPPO-LegS + P P^T with P_n = sqrt(n + 1/2), built independently here
     n = torch.arange(8, dtype=torch.float64)
     legs = -torch.tril(torch.sqrt((2 * n[:, None] + 1) * (2 * n[None, :] + 1))) + torch.diag(n)
     S = legs + torch.sqrt(n + 0.5)[:, None] * torch.sqrt(n + 0.5)[None, :]
     V64, L64 = V.to(torch.complex128), Lambda.to(torch.complex128)
-    check_close(
+    assert_close(
         V64 @ torch.diag(L64) @ V64.conj().T,
         S.to(torch.complex128),
-        {"atol": 2e-5, "rtol": 2e-5},
-        "V diag(Lambda) V^H = S",
+        what="V diag(Lambda) V^H = S",
+        atol=2e-5,
+        rtol=2e-5,
     )
-    check_close(V64.conj().T @ V64, torch.eye(8, dtype=torch.complex128), {"atol": 1e-5, "rtol": 0})
+    assert_close(V64.conj().T @ V64, torch.eye(8, dtype=torch.complex128), atol=1e-5, rtol=0)
     eigs = torch.linalg.eigvals(S).imag.sort().values
-    check_close(
-        Lambda.imag.double().sort().values, eigs, {"atol": 1e-4, "rtol": 1e-5}, "Im(Lambda)"
-    )
+    assert_close(Lambda.imag.double().sort().values, eigs, what="Im(Lambda)", atol=1e-4, rtol=1e-5)
     blocked, Vb = hippo_n_init(8, blocks=2)
-    check_close(blocked, hippo_n_init(4)[0].repeat(2), {"atol": 0, "rtol": 0}, "blocks")
+    assert_close(blocked, hippo_n_init(4)[0].repeat(2), what="blocks", atol=0, rtol=0)
     assert Vb[:4, 4:].abs().max() == 0
     with pytest.raises(ValueError, match="multiple of blocks"):
         hippo_n_init(6, blocks=4)

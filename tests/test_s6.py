@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TOL, assert_close
 
 from ssmlab.ssm import s6
 from ssmlab.ssm.s6 import (
@@ -17,13 +18,7 @@ from ssmlab.ssm.s6 import (
     selective_scan_ref,
 )
 
-TOL = {torch.float32: {"atol": 1e-4, "rtol": 1e-4}, torch.float64: {"atol": 1e-10, "rtol": 1e-9}}
 b, d, n = 2, 4, 3
-
-
-def check_close(actual, expected, tol, what=""):
-    print(f"{what} max abs diff {(actual - expected).abs().max().item():.3e}")
-    torch.testing.assert_close(actual, expected, **tol)
 
 
 def _inputs(l, dtype, bc="shared", device="cpu", bc_c=None, batch=b):
@@ -59,11 +54,11 @@ def _check_matches_ref(fn, inputs, use, delta_softplus, tol, through_last=True):
     y_ref, last_ref, g_ref = _run(selective_scan_ref, inputs, use, delta_softplus, through_last)
     y, last, g = _run(fn, inputs, use, delta_softplus, through_last)
     assert y.dtype == y_ref.dtype and y.shape == y_ref.shape and last.shape == last_ref.shape
-    check_close(y, y_ref, tol, "y")
-    check_close(last, last_ref, tol, "last_state")
+    assert_close(y, y_ref, what="y", **tol)
+    assert_close(last, last_ref, what="last_state", **tol)
     assert set(g) == set(g_ref)
     for name in g_ref:
-        check_close(g[name], g_ref[name], tol, f"grad {name}")
+        assert_close(g[name], g_ref[name], what=f"grad {name}", **tol)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -178,21 +173,21 @@ def test_ref_matches_hand_computation():
     y, last = selective_scan_ref(
         u, delta, A, B, C, D, z, bias, delta_softplus=True, return_last_state=True
     )
-    check_close(y, y_hand, TOL[torch.float64], "y")
-    check_close(last, h, TOL[torch.float64], "last_state")
+    assert_close(y, y_hand, what="y", dtype=torch.float64)
+    assert_close(last, h, what="last_state", dtype=torch.float64)
     y_plain = selective_scan_ref(u, delta, A, B, C)  # no bias, no softplus, no D, no gate
     h1 = delta[:, :, 0, None] * B[:, None, :, 0] * u[:, :, 0, None]
-    check_close(y_plain[:, :, 0], (h1 * C[:, None, :, 0]).sum(-1), TOL[torch.float64], "y_0")
+    assert_close(y_plain[:, :, 0], (h1 * C[:, None, :, 0]).sum(-1), what="y_0", dtype=torch.float64)
 
 
 def test_dispatch_and_reduced_precision():
     x = _inputs(16, torch.float32)
     exact = {"atol": 0, "rtol": 0}
     expected = selective_scan_recurrent(**x)  # the CPU default
-    check_close(selective_scan(**x), expected, exact, "default")
-    check_close(selective_scan(**x, backend="torch"), expected, exact, "torch")
+    assert_close(selective_scan(**x), expected, what="default", **exact)
+    assert_close(selective_scan(**x, backend="torch"), expected, what="torch", **exact)
     for method, fn in (("parallel", selective_scan_parallel), ("ref", selective_scan_ref)):
-        check_close(selective_scan(**x, method=method), fn(**x), exact, method)
+        assert_close(selective_scan(**x, method=method), fn(**x), what=method, **exact)
     with pytest.raises(ValueError, match="method"):
         selective_scan(**x, method="pscan")
     if not torch.cuda.is_available():
@@ -203,7 +198,7 @@ def test_dispatch_and_reduced_precision():
     half = {k: v.to(torch.bfloat16) for k, v in x.items()}
     y = selective_scan(**half, backend="torch")  # computes in float32, casts back
     assert y.dtype == torch.bfloat16
-    check_close(y.float(), selective_scan_ref(**half).float(), {"atol": 1e-2, "rtol": 1e-2}, "bf16")
+    assert_close(y.float(), selective_scan_ref(**half).float(), what="bf16", atol=1e-2, rtol=1e-2)
 
 
 def test_bad_shapes_raise():
@@ -231,8 +226,10 @@ def test_matches_mamba_ssm_kernel(bc):
     y_ours, last_ours, g_ours = _run(selective_scan_parallel, inputs, use, True, False)
     y_kernel, last_kernel, g_kernel = _run(interface.selective_scan_fn, inputs, use, True, False)
     tol = {"atol": 5e-3, "rtol": 5e-3}
-    check_close(y_ours, y_kernel, tol, "y")
-    check_close(last_ours, last_kernel, tol, "last_state")
+    assert_close(y_ours, y_kernel, what="y", **tol)
+    assert_close(last_ours, last_kernel, what="last_state", **tol)
     for name in g_kernel:
-        check_close(g_ours[name], g_kernel[name], {"atol": 2e-2, "rtol": 2e-2}, f"grad {name}")
-    check_close(selective_scan(**inputs, backend="mamba_ssm"), y_kernel.detach(), tol, "dispatch")
+        assert_close(g_ours[name], g_kernel[name], what=f"grad {name}", atol=2e-2, rtol=2e-2)
+    assert_close(
+        selective_scan(**inputs, backend="mamba_ssm"), y_kernel.detach(), what="dispatch", **tol
+    )

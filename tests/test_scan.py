@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import assert_close
 
 from ssmlab.ssm.scan import linear_scan, linear_scan_parallel, linear_scan_ref
-
-TOL = {
-    torch.float32: {"atol": 2e-5, "rtol": 2e-5},
-    torch.float64: {"atol": 1e-12, "rtol": 1e-10},
-    torch.complex64: {"atol": 2e-5, "rtol": 2e-5},
-    torch.complex128: {"atol": 1e-12, "rtol": 1e-10},
-}
-
-
-def check_close(actual, expected, dtype, what=""):
-    diff = (actual - expected).abs().max().item() if actual.numel() else 0.0
-    print(f"{what} max abs diff {diff:.3e}")
-    torch.testing.assert_close(actual, expected, **TOL[dtype])
 
 
 def _inputs(l, dtype, a_shape_last=3):
@@ -40,21 +28,23 @@ def test_parallel_matches_ref_values_and_grads(dtype, l, with_h0):
     leaves_par = [t.detach().clone().requires_grad_() for t in leaves_ref]
     out_ref = linear_scan_ref(*leaves_ref)
     out_par = linear_scan_parallel(*leaves_par)
-    check_close(out_par, out_ref, dtype, "h")
+    assert_close(out_par, out_ref, what="h", dtype=dtype)
     grad_out = torch.randn_like(out_ref)
     out_ref.backward(grad_out)
     out_par.backward(grad_out)
     for name, x_ref, x_par in zip(("a", "b", "h0"), leaves_ref, leaves_par):
-        check_close(x_par.grad, x_ref.grad, dtype, f"grad {name}")
+        assert_close(x_par.grad, x_ref.grad, what=f"grad {name}", dtype=dtype)
 
 
 @pytest.mark.parametrize("l", [2, 3, 5, 8, 9, 33])
 def test_odd_and_even_lengths_and_methods(l):
     a, b, h0 = _inputs(l, torch.float64)
     expected = linear_scan_ref(a, b, h0)
-    check_close(linear_scan_parallel(a, b, h0), expected, torch.float64, "parallel")
-    check_close(linear_scan(a, b, h0), expected, torch.float64, "linear_scan")
-    check_close(linear_scan(a, b, h0, method="sequential"), expected, torch.float64, "sequential")
+    assert_close(linear_scan_parallel(a, b, h0), expected, what="parallel", dtype=torch.float64)
+    assert_close(linear_scan(a, b, h0), expected, what="linear_scan", dtype=torch.float64)
+    assert_close(
+        linear_scan(a, b, h0, method="sequential"), expected, what="sequential", dtype=torch.float64
+    )
 
 
 def test_gradcheck_and_double_backward():
@@ -73,7 +63,7 @@ def test_broadcast_a_and_mixed_dtypes():
     b = torch.randn(2, 40, 3, 2, dtype=torch.complex128)
     out = linear_scan(a, b)
     assert out.shape == b.shape and out.dtype == torch.complex128
-    check_close(out, linear_scan_ref(a.expand(b.shape), b), torch.complex128)
+    assert_close(out, linear_scan_ref(a.expand(b.shape), b), dtype=torch.complex128)
 
 
 def test_recurrence_definition():
@@ -81,7 +71,7 @@ def test_recurrence_definition():
     b = torch.tensor([[1.0, 3.0, 1.0]])
     out = linear_scan(a, b, h0=torch.tensor([4.0]))
     expected = torch.tensor([[0.5 * 4 + 1, 0.0 * 3 + 3, 2.0 * 3 + 1]])
-    check_close(out, expected, torch.float32)
+    assert_close(out, expected, dtype=torch.float32)
 
 
 def test_empty_sequence():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import assert_close
 
 from ssmlab.ssm import ssd, ssd_chunked, ssd_quadratic, ssd_recurrent
 
-TOL = {torch.float32: dict(atol=1e-4, rtol=1e-4), torch.float64: dict(atol=1e-10, rtol=1e-10)}
 FORMS = {
     "quadratic": ssd_quadratic,
     "chunked": ssd_chunked,
@@ -54,22 +54,16 @@ def run_with_grads(fn, inputs, chunk_size, seq_idx=None, seed=1):
     return y.detach(), final.detach(), dict(zip(names, grads))
 
 
-def assert_same(got, ref, dtype, what):
-    diff = (got - ref).abs().max().item()
-    print(f"{what}: max abs diff {diff:.3e}")
-    torch.testing.assert_close(got, ref, **TOL[dtype])
-
-
 def check_forms(inputs, chunk_size, dtype, seq_idx=None):
     ref_y, ref_final, ref_grads = run_with_grads(ssd_recurrent, inputs, chunk_size, seq_idx)
     assert torch.isfinite(ref_y).all()
     for name, fn in FORMS.items():
         y, final, grads = run_with_grads(fn, inputs, chunk_size, seq_idx)
         assert y.shape == ref_y.shape and y.dtype == inputs["x"].dtype
-        assert_same(y, ref_y, dtype, f"{name} y")
-        assert_same(final, ref_final, dtype, f"{name} final states")
+        assert_close(y, ref_y, what=f"{name} y", dtype=dtype)
+        assert_close(final, ref_final, what=f"{name} final states", dtype=dtype)
         for key, grad in grads.items():
-            assert_same(grad, ref_grads[key], dtype, f"{name} d{key}")
+            assert_close(grad, ref_grads[key], what=f"{name} d{key}", dtype=dtype)
 
 
 @pytest.mark.parametrize("chunk_size", [16, 32])
@@ -117,7 +111,7 @@ def test_ssd_default_backend_on_cpu_is_chunked():
     inputs = make_inputs(2, 30, 2, torch.float64, d_kind="h")
     y = ssd(**inputs, chunk_size=8)
     ref = ssd_chunked(**inputs, chunk_size=8)
-    assert_same(y, ref, torch.float64, "ssd() vs ssd_chunked")
+    assert_close(y, ref, what="ssd() vs ssd_chunked", dtype=torch.float64)
     with pytest.raises(RuntimeError, match="CUDA"):
         ssd(**inputs, backend="mamba_ssm")
     with pytest.raises(ValueError, match="backend"):

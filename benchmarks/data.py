@@ -1,6 +1,6 @@
 """Data pipeline benchmark: processing time, cached reload, padding of padded vs packed batches.
 
-Usage: ``python benchmarks/data.py [--data-dir DIR] [--repeats 3]``. Writes
+Usage: ``python benchmarks/data.py [--data-dir DIR] [--repeats 3] [--out DIR]``. Writes
 ``benchmarks/results/data-cpu.json`` and ``data-cpu.md`` (with machine info). Needs the raw
 Amazon-Beauty (and ML-100K) files, e.g. ``SSMLAB_DATA_DIR=../shared/datasets``.
 """
@@ -8,58 +8,33 @@ Amazon-Beauty (and ML-100K) files, e.g. ``SSMLAB_DATA_DIR=../shared/datasets``.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
 import statistics
 import tempfile
-import time
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 
+from ssmlab.bench.probe import machine_info, time_calls
+from ssmlab.bench.report import write_report
 from ssmlab.data import batching, load_dataset
+from ssmlab.models.ssd4rec import pack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "pandas": pd.__version__,
-        "numpy": np.__version__,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
-
-
 def timed(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+    """Median seconds of ``repeats`` calls of ``fn()`` (no warm-up: each is a full run) and the
+    last call's result."""
+    out = []
+    times = time_calls(lambda: out.append(fn()), repeats, warmup=0)
+    return statistics.median(times), out[-1]
 
 
 def padding(split, objective: str, max_len: int, batch_size: int) -> dict:
-    """Padding fraction of padded batches (width max_len, width = longest row) vs packed."""
+    """Padding fraction of padded batches (width max_len, width = longest row) vs packed ones
+    (the padded batches packed by :func:`ssmlab.models.ssd4rec.pack`, SSD4Rec's one packer), and
+    the seconds to build one epoch of padded (width max_len) and of packed batches."""
     if objective == "last":
         start, length, target = batching.last_rows(split.starts, split.train_ends, max_len)
     else:
@@ -68,25 +43,21 @@ def padding(split, objective: str, max_len: int, batch_size: int) -> dict:
     order = torch.randperm(len(length), generator=torch.Generator().manual_seed(0)).numpy()
     groups = batching.group_rows(order, length, batch_size)
     batch_width_slots = sum(int(length[g].max()) * len(g) for g in groups)
-    began = time.perf_counter()
-    packed_tokens = 0
-    for g in groups:
-        batch = batching.packed_batch(
-            split.items, split.times, start[g], length[g], None if target is None else target[g]
-        )
-        packed_tokens += batch["item_seq"].numel()
-    packed_s = time.perf_counter() - began
-    began = time.perf_counter()
-    for g in groups:
-        batching.padded_batch(
-            split.items,
-            split.times,
-            start[g],
-            length[g],
-            None if target is None else target[g],
-            max_len,
-        )
-    padded_s = time.perf_counter() - began
+
+    def epoch(width: int | None, packed: bool) -> int:
+        """Build every batch; returns the tokens they hold."""
+        tokens = 0
+        for g in groups:
+            rows = (start[g], length[g], None if target is None else target[g], width)
+            batch = batching.padded_batch(split.items, split.times, *rows)
+            seq = pack(batch["item_seq"], batch["item_seq_len"])[0] if packed else batch["item_seq"]
+            tokens += seq.numel()
+        return tokens
+
+    packed_tokens = []
+    (packed_s,) = time_calls(lambda: packed_tokens.append(epoch(None, True)), 1, warmup=0)
+    (padded_s,) = time_calls(lambda: epoch(max_len, False), 1, warmup=0)
+    packed_tokens = packed_tokens[0]
     return {
         "rows": len(length),
         "real_tokens": real,
@@ -100,7 +71,7 @@ def padding(split, objective: str, max_len: int, batch_size: int) -> dict:
 
 
 def run(data_dir: str | None, repeats: int) -> dict:
-    results = {"machine": machine(), "datasets": {}}
+    results = {"machine": machine_info("cpu", packages=("pandas", "numpy")), "datasets": {}}
     with tempfile.TemporaryDirectory() as cache:
         for name in ("amazon-beauty", "ml-100k"):
             fresh_s, data = timed(
@@ -172,11 +143,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None, help="raw-data root (else SSMLAB_DATA_DIR)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args(argv)
     results = run(args.data_dir, args.repeats)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "data-cpu.json").write_text(json.dumps(results, indent=1) + "\n")
-    (RESULTS / "data-cpu.md").write_text(markdown(results))
+    write_report(args.out, "data-cpu", results, markdown(results), indent=1)
     print(markdown(results))
     return 0
 

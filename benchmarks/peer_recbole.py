@@ -213,38 +213,30 @@ def compare(
             overrides=[*overrides, f"train.objective={objective}"],
         )
         trainer = Trainer(config, dataset=dataset, device="cpu", progress=False, verbose=False)
-        clock = {"train": 0.0, "mark": 0.0, "epochs": [], "valid": [], "reached": None}
-
-        def on_step(tr, clock=clock, **info):
-            now = time.perf_counter()
-            clock["train"] += now - clock["mark"]
-            clock["mark"] = now
-
-        def on_epoch(tr, record, clock=clock, **info):
-            clock["epochs"].append(round(clock["train"] - sum(clock["epochs"]), 3))
-            clock["valid"].append(record["valid"]["ndcg@10"])
-            if clock["reached"] is None and record["valid"]["ndcg@10"] >= target:
-                clock["reached"] = {"epoch": record["epoch"], "train_seconds": clock["train"]}
-                tr.stopped = True
-            clock["mark"] = time.perf_counter()
-
-        trainer.add_callback("on_step_end", on_step)
-        trainer.add_callback("on_epoch_end", on_epoch)
-        clock["mark"] = time.perf_counter()
+        trainer.add_callback("on_epoch_end", stop_at(target))
         result = trainer.fit()
+        seconds = [e["train_seconds"] for e in trainer.history]  # evaluation excluded
+        valid = [e["valid"]["ndcg@10"] for e in trainer.history]
+        reached = next(
+            (
+                {"epoch": i + 1, "train_seconds": round(sum(seconds[: i + 1]), 3)}
+                for i, v in enumerate(valid)
+                if v >= target
+            ),
+            None,
+        )
         key = objective + "".join(f", {o}" for o in extra)
         ours[key] = {
             "objective": objective,
             "overrides": list(extra),
             "max_epochs": max_epochs,
-            "train_seconds_per_epoch": clock["epochs"],
-            "valid_ndcg@10_per_epoch": clock["valid"],
-            "reached": clock["reached"],
+            "train_seconds_per_epoch": seconds,
+            "valid_ndcg@10_per_epoch": valid,
+            "reached": reached,
             "test": result["test"],
         }
         print(
-            f"ssmlab sasrec ({objective}): epochs {clock['epochs']}, valid N@10 "
-            f"{clock['valid']}, reached {clock['reached']}",
+            f"ssmlab sasrec ({objective}): epochs {seconds}, valid N@10 {valid}, reached {reached}",
             flush=True,
         )
     report = {
@@ -269,6 +261,16 @@ def compare(
     (results / f"peer-recbole-{data}.md").write_text(peer_markdown(report))
     print(f"wrote {results / f'peer-recbole-{data}'}.json and .md")
     return report
+
+
+def stop_at(target: float):
+    """An ``on_epoch_end`` callback that stops training once valid NDCG@10 reaches ``target``."""
+
+    def on_epoch(trainer, record, **info):
+        if record["valid"]["ndcg@10"] >= target:
+            trainer.stopped = True
+
+    return on_epoch
 
 
 def peer_markdown(r: dict) -> str:

@@ -13,44 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from ssmlab.bench.probe import machine_info, time_calls
 
 TARGET_MS = 200.0
-
-
-def machine_info() -> dict:
-    """Platform, CPU model, core count and library versions."""
-    import ipywidgets
-    import plotly
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "plotly": plotly.__version__,
-        "ipywidgets": ipywidgets.__version__,
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    }
 
 
 def apps(n: int):
@@ -118,11 +89,9 @@ def run(n_updates: int) -> list[dict]:
         app = build()
         build_ms = (time.perf_counter() - start) * 1e3
         app.update(**{control: values[-1]})  # warm-up (first-call costs)
-        times = []
-        for v in values:
-            start = time.perf_counter()
-            app.update(**{control: v})
-            times.append((time.perf_counter() - start) * 1e3)
+        update = lambda v, app=app, c=control: app.update(**{c: v})  # noqa: E731
+        seconds = time_calls(update, inputs=values, warmup=0)
+        times = [1e3 * s for s in seconds]
         med = statistics.median(times)
         rows.append(
             {
@@ -179,7 +148,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tag", default="cpu")
     args = parser.parse_args(argv)
     rows = run(args.updates)
-    write(rows, machine_info(), args.out, args.tag)
+    write(rows, machine_info("cpu", packages=("plotly", "ipywidgets")), args.out, args.tag)
     return 0 if all(r["under_target"] for r in rows) else 1
 
 

@@ -96,7 +96,7 @@ ssm.backend()
 
 # %%
 assert ssm.backend() in ("torch", "mamba_ssm")
-assert callable(viz.kernels.step_response) and callable(viz.masks.mask_grid)
+assert callable(viz.discretization.step_response) and callable(viz.masks.mask_grid)
 
 # %% [markdown]
 # ## Exercises

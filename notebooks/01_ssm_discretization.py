@@ -50,7 +50,7 @@ _ = torch.manual_seed(0)
 # %%
 lam = -1.0
 t = np.linspace(0.0, 8.0, 161)
-h_exact = viz.kernels.exact_step_response(lam, 1.0, t)
+h_exact = viz.discretization.exact_step_response(lam, 1.0, t)
 fig = viz.scans.state_trajectory(
     t,
     h_exact,
@@ -82,8 +82,8 @@ assert abs(h_exact[-1].real - 1.0) < 1e-3
 
 # %%
 dt = 0.5
-t_k, h_zoh = viz.kernels.discrete_step_response(lam, 1.0, dt, 8.0, "zoh")
-fig = viz.kernels.step_response(
+t_k, h_zoh = viz.discretization.discrete_step_response(lam, 1.0, dt, 8.0, "zoh")
+fig = viz.discretization.step_response(
     t, h_exact, {"zoh": (t_k, h_zoh)}, title="ZOH lands exactly on the solution (Δt = 0.5)"
 )
 fig
@@ -95,7 +95,7 @@ fig
 # for a piecewise-constant input ZOH is exact at the sample times, whatever the step
 A_bar, B_bar = ssm.discretize(torch.tensor([lam]), torch.ones(1), dt, "zoh")
 torch.testing.assert_close(A_bar, torch.exp(torch.tensor([dt * lam])))
-h_true = viz.kernels.exact_step_response(lam, 1.0, t_k)
+h_true = viz.discretization.exact_step_response(lam, 1.0, t_k)
 torch.testing.assert_close(torch.from_numpy(h_zoh), torch.from_numpy(h_true))
 
 # %% [markdown]
@@ -127,7 +127,7 @@ torch.testing.assert_close(torch.from_numpy(h_zoh), torch.from_numpy(h_true))
 
 # %%
 A, B = torch.tensor([lam]), torch.ones(1)
-rows = {m: [v.item() for v in ssm.discretize(A, B, 0.1, m)] for m in viz.kernels.METHODS}
+rows = {m: [v.item() for v in ssm.discretize(A, B, 0.1, m)] for m in viz.discretization.METHODS}
 table = pd.DataFrame(rows, index=["A_bar", "B_bar"]).T.round(6)
 table
 
@@ -150,8 +150,13 @@ for method, (a, b) in expected.items():
 # Mamba's $\bar B = \Delta B$ overshoots by about $\Delta|\lambda|/2$ in relative terms.
 
 # %%
-disc = {m: viz.kernels.discrete_step_response(lam, 1.0, 0.5, 8.0, m) for m in viz.kernels.METHODS}
-fig = viz.kernels.step_response(t, h_exact, disc, title="Four discretizations, Δt = 0.5, λ = −1")
+disc = {
+    m: viz.discretization.discrete_step_response(lam, 1.0, 0.5, 8.0, m)
+    for m in viz.discretization.METHODS
+}
+fig = viz.discretization.step_response(
+    t, h_exact, disc, title="Four discretizations, Δt = 0.5, λ = −1"
+)
 fig
 
 # %% [markdown]
@@ -199,8 +204,8 @@ app.update(dt=0.5)
 
 # %%
 z = np.linspace(-6.0, 0.0, 121)
-gains = {m: viz.kernels.amplification(z, m) for m in viz.kernels.METHODS}
-fig = viz.kernels.stability_curve(z, gains, marker=-2.0)
+gains = {m: viz.discretization.amplification(z, m) for m in viz.discretization.METHODS}
+fig = viz.discretization.stability_curve(z, gains, marker=-2.0)
 fig
 
 # %% [markdown]
@@ -211,8 +216,8 @@ fig
 # %%
 re, im = np.linspace(-4.0, 1.0, 41), np.linspace(-3.0, 3.0, 31)
 grid = re[None, :] + 1j * im[:, None]
-fig = viz.kernels.stability_regions(
-    re, im, {m: viz.kernels.amplification(grid, m) for m in viz.kernels.METHODS}
+fig = viz.discretization.stability_regions(
+    re, im, {m: viz.discretization.amplification(grid, m) for m in viz.discretization.METHODS}
 )
 fig
 
@@ -220,7 +225,10 @@ fig
 # ## Check
 
 # %%
-g = {m: viz.kernels.amplification(np.array([-2.5, -100.0]), m) for m in viz.kernels.METHODS}
+g = {
+    m: viz.discretization.amplification(np.array([-2.5, -100.0]), m)
+    for m in viz.discretization.METHODS
+}
 assert g["euler"][0] > 1.0 and all(g[m][0] < 1.0 for m in ("zoh", "bilinear", "mamba"))
 assert g["bilinear"][1] > 0.96  # Ā -> -1: the fast mode rings instead of dying
 assert g["zoh"][1] < 1e-40 and g["mamba"][1] < 1e-40
@@ -234,8 +242,8 @@ assert g["zoh"][1] < 1e-40 and g["mamba"][1] < 1e-40
 
 # %%
 dts = np.logspace(-3, 0, 13)
-errors = viz.kernels.step_errors(lam, 1.0, dts, t_end=4.0)
-fig = viz.kernels.error_vs_dt(dts, errors)
+errors = viz.discretization.step_errors(lam, 1.0, dts, t_end=4.0)
+fig = viz.discretization.error_vs_dt(dts, errors)
 fig
 
 # %% [markdown]
@@ -270,8 +278,8 @@ assert errors["zoh"].max() < 1e-12
 
 # %%
 steps = np.logspace(-2, 6, 33)
-fixed = {m: viz.kernels.steady_state(lam, steps, m) for m in ("zoh", "mamba")}
-fig = viz.kernels.steady_state_curves(steps, fixed, title="Fixed point for λ = −1, input 1")
+fixed = {m: viz.discretization.steady_state(lam, steps, m) for m in ("zoh", "mamba")}
+fig = viz.discretization.steady_state_curves(steps, fixed, title="Fixed point for λ = −1, input 1")
 fig
 
 # %% [markdown]
@@ -279,7 +287,9 @@ fig
 
 # %%
 np.testing.assert_allclose(fixed["zoh"], 1.0, rtol=1e-9)  # −B/λ for every step
-assert abs(viz.kernels.steady_state(lam, [5.0], "mamba")[0] - 5.0 / (1 - np.exp(-5.0))) < 1e-12
+assert (
+    abs(viz.discretization.steady_state(lam, [5.0], "mamba")[0] - 5.0 / (1 - np.exp(-5.0))) < 1e-12
+)
 assert fixed["mamba"][-1] > 0.99e6  # a gap of 10⁶ (raw seconds) counts the input 10⁶ times
 
 # %% [markdown]
@@ -317,9 +327,9 @@ def zoh_b_bar(lam, dt):
 
 _, b_ref = ssm.discretize(torch.tensor([-2.0]), torch.ones(1), 0.3, "zoh")
 assert abs(zoh_b_bar(-2.0, 0.3) - b_ref.item()) < 1e-12 and round(zoh_b_bar(-2.0, 0.3), 4) == 0.2256
-below, above = viz.kernels.amplification(np.array([-4.0 * 0.49, -4.0 * 0.51]), "euler")
+below, above = viz.discretization.amplification(np.array([-4.0 * 0.49, -4.0 * 0.51]), "euler")
 assert below < 1.0 < above  # Euler's |Ā| crosses 1 at Δ = 2/|λ| = 0.5
-assert abs(viz.kernels.steady_state(-4.0, [2.0], "mamba")[0] - 2.0007) < 1e-4
+assert abs(viz.discretization.steady_state(-4.0, [2.0], "mamba")[0] - 2.0007) < 1e-4
 
 # %% [markdown]
 # **Takeaways.** ZOH is exact for inputs held over a step and stable for any $\Delta$; this is

@@ -37,6 +37,7 @@ import torch
 from einops import einsum
 
 from ssmlab import ssm, viz
+from ssmlab.bench import measure_lengths
 
 torch.set_default_dtype(torch.float64)  # the checks compare in double precision
 _ = torch.manual_seed(0)
@@ -299,7 +300,7 @@ def inputs(seqlen):  # x, dt, A, B, C for one row, 2 heads, float32 as in traini
 
 
 named = {f.__name__: f for f in three}
-seconds = viz.timing.measure_lengths(named, inputs, lengths, chunk_size=32)  # 1 thread, median of 5
+seconds = measure_lengths(named, inputs, lengths, chunk_size=32)  # 1 thread, median of 5
 quad, chunked = seconds["ssd_quadratic"], seconds["ssd_chunked"]
 print(
     "quadratic faster than chunked at l =", [n for n, q, c in zip(lengths, quad, chunked) if q < c]

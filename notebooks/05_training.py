@@ -42,6 +42,7 @@ import time
 import numpy as np
 import torch
 
+from ssmlab.bench import measure_lengths
 from ssmlab.config import load_config
 from ssmlab.data import load_dataset, toy_ceiling
 from ssmlab.metrics import rank_metrics
@@ -302,7 +303,7 @@ for name in MODELS:
     extra = SMALL + PER_MODEL.get(name, []) + [f"model.max_len={max(lengths)}"]
     model = build_model(name, data.n_items, load_config(name, "toy", overrides=extra).model)
     steps[name] = lambda batch, m=model: m.calculate_loss(batch, "all").backward()
-step_seconds = timing.measure_lengths(steps, random_batch, lengths, repeat=3)
+step_seconds = measure_lengths(steps, random_batch, lengths, repeat=3)
 fig = timing.cost_vs_length(lengths, step_seconds, title="One training step (this CPU)")
 fig
 

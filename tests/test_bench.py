@@ -1,29 +1,73 @@
-"""``ssmlab bench kernels --quick`` runs end to end, writing its JSON and markdown (no timings)."""
+"""ssmlab.bench's probes: the one timer, peak memory, machine info; and the package's place in
+the layering (the benchmarks import the library, never the other way round)."""
 
 from __future__ import annotations
 
-import json
+import subprocess
+import sys
 
-from ssmlab import bench
-from ssmlab.bench import kernels
+import numpy as np
+import pytest
+import torch
+
+from ssmlab.bench import PeakMemory, machine_info, measure_lengths, median_seconds, time_calls
+from ssmlab.bench.probe import torch_threads
 
 
-def test_quick_kernels_writes_results(tmp_path, monkeypatch):
-    monkeypatch.setenv("SSMLAB_BACKEND", "torch")
-    code = bench.main("kernels", ["--quick", "--lengths", "64,128", "--out", str(tmp_path)])
-    assert code == 0
-    report = json.loads((tmp_path / "kernels-cpu.json").read_text())
-    assert {"machine", "settings", "results", "summary"} <= set(report)
-    assert {"platform", "cpu", "cores", "torch", "device", "date"} <= set(report["machine"])
-    assert report["settings"]["lengths"] == [64, 128]
-    methods = [r["method"] for r in report["results"]]
-    assert sorted(set(methods)) == sorted(kernels.KERNELS)
-    for name in kernels.KERNELS:  # one row per method and length, measured (nothing skipped)
-        rows = [r for r in report["results"] if r["method"] == name]
-        assert [r["seqlen"] for r in rows] == [64, 128]
-        for r in rows:
-            assert not r["skipped"], r
-            assert r["fwd_s"] > 0 and r["fwdbwd_s"] > 0
-    assert {"exponents", "targets"} <= set(report["summary"])
-    md = (tmp_path / "kernels-cpu.md").read_text()
-    assert "ssd_chunked" in md and "## Targets" in md
+def test_time_calls_warmup_and_inputs():
+    calls = []
+    times = time_calls(lambda: calls.append(1), 3, warmup=2)
+    assert len(times) == 3 and len(calls) == 5 and all(t >= 0 for t in times)
+    seen = []
+    times = time_calls(seen.append, inputs=["a", "b", "c"], warmup=1)
+    assert seen == ["a", "a", "b", "c"] and len(times) == 3  # warm-up on the first input
+    with pytest.raises(ValueError, match="timed call"):
+        time_calls(lambda: None, 0)
+
+
+def test_threads_are_restored():
+    before = torch.get_num_threads()
+    n = 2 if before == 1 else 1
+    seen = []
+    time_calls(lambda: seen.append(torch.get_num_threads()), 2, threads=n)
+    assert seen == [n] * 3 and torch.get_num_threads() == before  # warm-up + 2 timed calls
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+
+
+def test_median_and_lengths():
+    assert median_seconds(lambda: sum(range(100)), 3) > 0
+    with pytest.raises(ValueError, match="repeat"):
+        median_seconds(lambda: None, 0)
+    seconds = measure_lengths(
+        {"sum": lambda x: x.sum(), "cumsum": lambda x: x.cumsum(0)},
+        lambda n: (torch.ones(n),),
+        [8, 16],
+        repeat=1,
+    )
+    assert set(seconds) == {"sum", "cumsum"} and all(
+        s.shape == (2,) and np.all(s > 0) for s in seconds.values()
+    )
+    with pytest.raises(ValueError, match="fns"):
+        measure_lengths({}, lambda n: (), [8])
+
+
+def test_peak_memory_and_machine():
+    with PeakMemory("cpu") as mem:
+        x = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+        del x
+    assert np.isnan(mem.mb) or mem.mb > 32
+    info = machine_info("cpu", packages=("numpy", "no-such-package"))
+    assert {"date", "platform", "cpu", "cores", "torch", "device", "ssm_backend"} <= set(info)
+    assert info["numpy"] == np.__version__ and info["no-such-package"] is None
+
+
+def test_the_library_never_imports_the_benchmarks():
+    """Importing every library package (the CLI's modules aside) loads no ssmlab.bench module."""
+    code = (
+        "import sys, ssmlab.ssm, ssmlab.layers, ssmlab.models, ssmlab.data, ssmlab.train, "
+        "ssmlab.metrics, ssmlab.config, ssmlab.viz; "
+        "print(sorted(m for m in sys.modules if m.startswith('ssmlab.bench')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,6 +1,10 @@
-"""Smoke tests of the benchmark scripts: reproduce.py on toy, the efficiency benchmark --quick.
+"""Smoke tests of the benchmarks (``ssmlab bench kernels --quick``, reproduce.py on toy, the
+efficiency benchmark --quick, the epoch benchmark on toy, s6, data, widgets, the RecBole
+comparison).
 
-They check the files and the JSON schema, never the timings.
+They check the files and the JSON schema, never the timings: each smoke run's JSON has the keys
+of the result file committed in benchmarks/results/ (:func:`assert_keys_as_committed`), so a
+benchmark still writes what its committed figures were made from.
 """
 
 from __future__ import annotations
@@ -12,17 +16,57 @@ from pathlib import Path
 
 import pytest
 
+from ssmlab import bench
+from ssmlab.bench import kernels, machine_info
 from ssmlab.bench import train as efficiency
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
 METRICS = [f"{kind}@{k}" for kind in ("hr", "ndcg", "mrr") for k in (10, 20, 50)]
 
 
-def _load_reproduce():
-    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "benchmarks" / "reproduce.py")
+def _load(script: str):
+    spec = importlib.util.spec_from_file_location(script, ROOT / "benchmarks" / f"{script}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _load_reproduce():
+    return _load("reproduce")
+
+
+def key_paths(value, maps=(), opaque=(), prefix: str = "") -> set[str]:
+    """Every key path of a JSON value: ``"a.b"``, list items as ``"a[].b"``; the keys of a dict
+    at a path in ``maps`` (names of datasets, models, lengths, seeds) read ``"*"``; what is
+    inside a path in ``opaque`` is left out."""
+    out = set()
+    if prefix in opaque:
+        return out
+    if isinstance(value, dict):
+        for k, v in value.items():
+            path = f"{prefix}.{'*' if prefix in maps else k}".lstrip(".")
+            out |= {path} | key_paths(v, maps, opaque, path)
+    elif isinstance(value, list):
+        for v in value:
+            out |= key_paths(v, maps, opaque, prefix + "[]")
+    return out
+
+
+def assert_keys_as_committed(
+    new: dict, committed: dict | str, maps=(), optional=(), opaque=()
+) -> None:
+    """``new`` (a smoke run's JSON) has the key paths of the committed result file, none more and
+    none fewer but ``optional`` ones (a skipped cell's reason, ...). ``machine`` may gain the keys
+    of the shared :func:`ssmlab.bench.machine_info` (data-cpu and widgets-cpu were written by
+    copies of it; widgets' ``cpu_count`` is its ``cores``)."""
+    if isinstance(committed, str):
+        committed = json.loads((RESULTS / committed).read_text())
+    old, got = key_paths(committed, maps, opaque), key_paths(new, maps, opaque)
+    shared = {f"machine.{k}" for k in machine_info("cpu")}
+    assert got - old <= shared, f"keys the committed file lacks: {sorted(got - old - shared)}"
+    missing = old - got - set(optional) - {"machine.cpu_count"}
+    assert not missing, f"committed keys the smoke run lacks: {sorted(missing)}"
 
 
 def test_paper_table3_transcription():
@@ -82,6 +126,17 @@ def test_reproduce_toy_schema(tmp_path, capsys):
         assert len(log) == 1 and json.loads(log[0])["train_seconds"] >= 0, name
     md = (tmp_path / "reproduction.md").read_text()
     assert "## toy" in md and "Capped, not converged" in md and "| gru4rec |" in md
+    # the rows have the fields of the committed rows of this format (those with "runs")
+    committed = json.loads((RESULTS / "reproduction.json").read_text())
+    sections = [k for k in committed if k not in ("machine", "notes", "settings")]
+    rows = [r for k in sections for r in committed[k].values() if "runs" in r]
+    assert rows
+    assert_keys_as_committed(
+        {"rows": list(data["toy"].values())},
+        {"rows": rows},
+        maps=("rows[].runs",),
+        optional=("rows[].spread",),  # several seeds
+    )
 
 
 def test_reproduce_resumes_and_summarizes_seeds(tmp_path):
@@ -155,6 +210,11 @@ def test_efficiency_quick(tmp_path):
     assert "## Ratios" in md and "| tim4rec |" in md
     html = (tmp_path / "efficiency-cpu.html").read_text()
     assert "cdn.plot.ly" in html and len(html) < 200_000
+    # a skipped cell has a reason; peak_mem_reset_ok went with the benchmark's own memory probe
+    # (b7bd854), after the committed file was written
+    optional = ("rows[].cells[].reason", "rows[].cells[].peak_mem_reset_ok")
+    committed = "efficiency-cpu.json"
+    assert_keys_as_committed(data, committed, maps=("ratios[].values",), optional=optional)
 
 
 def test_synthetic_batch_full_length():
@@ -217,6 +277,16 @@ def test_peer_compare_writes_report(tmp_path):
         extra=("model.d_model=8", "train.steps_per_epoch=1"),
     )
     assert len(again["ssmlab"]) == 2  # runs against the same RecBole result accumulate
+    # the stand-in RecBole file has a few settings and metrics; RecBole's own has them all
+    opaque = ("recbole.settings", "recbole.test")
+    committed = json.loads((RESULTS / "peer-recbole-ml-100k.json").read_text())
+    assert_keys_as_committed(
+        again,
+        committed,
+        maps=("ssmlab",),
+        optional=("ssmlab.*.reached.epoch", "ssmlab.*.reached.train_seconds"),
+        opaque=opaque,
+    )
 
 
 def test_train_epoch_benchmark_schema(tmp_path):
@@ -236,3 +306,58 @@ def test_train_epoch_benchmark_schema(tmp_path):
         assert row["floor_ratio"] == row["epoch_s"] / floor["naive_s"]
         assert row["eval_s"] > 0
     assert "| sasrec | all | all |" in (tmp_path / "train-epoch-cpu.md").read_text()
+    assert_keys_as_committed(report, "train-epoch-cpu.json")
+
+
+def test_s6_quick_keys(tmp_path):
+    s6 = _load("s6")
+    argv = ["--quick", "--batch", "2", "--step-lengths", "4", "--out", str(tmp_path)]
+    assert s6.main(argv) == 0
+    report = json.loads((tmp_path / "s6-cpu.json").read_text())
+    maps = ("ratios.scan_speedup", "ratios.mamba4rec_over_sasrec")
+    assert_keys_as_committed(report, "s6-cpu.json", maps=maps, optional=("scan[].skipped",))
+
+
+def test_widgets_keys(tmp_path):
+    pytest.importorskip("ipywidgets")
+    widgets = _load("widgets")
+    widgets.main(["--updates", "2", "--out", str(tmp_path)])
+    report = json.loads((tmp_path / "widgets-cpu.json").read_text())
+    assert [r["updates"] for r in report["results"]] == [2] * len(report["results"])
+    assert_keys_as_committed(report, "widgets-cpu.json")
+
+
+def test_data_keys(tmp_path, shared_datasets):
+    if not (shared_datasets / "amazon-beauty").is_dir():
+        pytest.skip(f"Amazon-Beauty not found in {shared_datasets}")
+    data = _load("data")
+    argv = ["--repeats", "1", "--data-dir", str(shared_datasets), "--out", str(tmp_path)]
+    assert data.main(argv) == 0
+    report = json.loads((tmp_path / "data-cpu.json").read_text())
+    for entry in report["datasets"].values():
+        for p in entry["padding"].values():
+            assert p["padding_packed"] == 0 and p["padding_batch_longest"] >= 0
+    maps = ("datasets", "datasets.*.padding")
+    assert_keys_as_committed(report, "data-cpu.json", maps=maps)
+
+
+def test_quick_kernels_writes_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSMLAB_BACKEND", "torch")
+    code = bench.main("kernels", ["--quick", "--lengths", "64,128", "--out", str(tmp_path)])
+    assert code == 0
+    report = json.loads((tmp_path / "kernels-cpu.json").read_text())
+    assert {"machine", "settings", "results", "summary"} <= set(report)
+    assert {"platform", "cpu", "cores", "torch", "device", "date"} <= set(report["machine"])
+    assert report["settings"]["lengths"] == [64, 128]
+    methods = [r["method"] for r in report["results"]]
+    assert sorted(set(methods)) == sorted(kernels.KERNELS)
+    for name in kernels.KERNELS:  # one row per method and length, measured (nothing skipped)
+        rows = [r for r in report["results"] if r["method"] == name]
+        assert [r["seqlen"] for r in rows] == [64, 128]
+        for r in rows:
+            assert not r["skipped"], r
+            assert r["fwd_s"] > 0 and r["fwdbwd_s"] > 0
+    assert {"exponents", "targets"} <= set(report["summary"])
+    md = (tmp_path / "kernels-cpu.md").read_text()
+    assert "ssd_chunked" in md and "## Targets" in md
+    assert_keys_as_committed(report, "kernels-cpu.json", maps=("summary.exponents",))

@@ -21,14 +21,14 @@ T = np.array([0.0, 1.0, 1.5, 1.5, 2.0, 6.0, 6.2, 7.0])
 # ---------------------------------------------------------------- notebook 01
 def test_steady_state_zoh_is_exact_mamba_grows_with_the_step():
     dts = np.array([0.1, 1.0, 5.0, 1e6])
-    np.testing.assert_allclose(viz.kernels.steady_state(-1.0, dts, "zoh"), 1.0, rtol=1e-12)
-    mamba = viz.kernels.steady_state(-1.0, dts, "mamba")
+    np.testing.assert_allclose(viz.discretization.steady_state(-1.0, dts, "zoh"), 1.0, rtol=1e-12)
+    mamba = viz.discretization.steady_state(-1.0, dts, "mamba")
     np.testing.assert_allclose(mamba, dts / (1 - np.exp(-dts)), rtol=1e-12)
     assert round(float(mamba[2]), 2) == 5.03
-    fig = viz.kernels.steady_state_curves(dts, {"zoh": np.ones(4), "mamba": mamba}, unit="s")
+    fig = viz.discretization.steady_state_curves(dts, {"zoh": np.ones(4), "mamba": mamba}, unit="s")
     assert fig.layout.xaxis.title.text == "step Δ (s)" and fig.layout.yaxis.type == "log"
     with pytest.raises(ValueError, match="positive"):
-        viz.kernels.steady_state(-1.0, [0.0], "zoh")
+        viz.discretization.steady_state(-1.0, [0.0], "zoh")
 
 
 # ---------------------------------------------------------------- notebook 02

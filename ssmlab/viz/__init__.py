@@ -1,9 +1,9 @@
 """Plotly figure builders and ipywidgets apps for the notebooks (``from ssmlab import viz``).
 
-- ``viz.kernels``: discretization (step responses, stability of Ā, error against Δt);
+- ``viz.discretization``: step responses, stability of Ā, error against Δt;
 - ``viz.scans``: state trajectories on irregular timelines, exp(ΔΛ) decay, Δ per step;
 - ``viz.masks``: heatmaps of L, CBᵀ, M = L∘CBᵀ, causal / time-aware / packed masks, chunk blocks;
-- ``viz.timing``: cost against sequence length;
+- ``viz.timing``: cost against sequence length (times measured by ``ssmlab.bench``);
 - ``viz.widgets``: sliders wired to the same builders (notebooks 01, 02 and the ``App`` class);
   ``viz.widgets_ssd`` (notebooks 03, 04) and ``viz.widgets_training`` (05); imported on first
   use: they load ipywidgets and anywidget.
@@ -21,9 +21,9 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the installed extras
     raise ImportError("ssmlab.viz needs plotly: pip install 'ssmlab[lab]'") from err
 
-from ssmlab.viz import kernels, masks, scans, timing
+from ssmlab.viz import discretization, masks, scans, timing
 
-__all__ = ["kernels", "masks", "scans", "timing", "widgets"]
+__all__ = ["discretization", "masks", "scans", "timing", "widgets"]
 _LAZY = ("widgets", "widgets_ssd", "widgets_training")
 
 

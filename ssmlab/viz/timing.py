@@ -1,70 +1,20 @@
-"""Cost against sequence length: a small timer and the log-log figure (notebook 03).
+"""Cost against sequence length: log-log figures of measured times (notebooks 03, 05, benchmarks).
 
 SSD's quadratic form costs O(l²) per head, its chunked form O(l) (blocks of a fixed size), and the
-step-by-step recurrence O(l) sequential steps [TiM4Rec Sec. 2.4]. ``measure`` times a callable
-(median of a few runs, after a warm-up); ``cost_vs_length`` draws the curves with dashed O(l) and
-O(l²) guides anchored at the first point of the first curve.
+step-by-step recurrence O(l) sequential steps [TiM4Rec Sec. 2.4]. ``cost_vs_length`` draws the
+times :func:`ssmlab.bench.measure_lengths` measures, with dashed O(l) and O(l²) guides anchored at
+the first point of the first curve; ``efficiency_vs_length`` draws ``ssmlab bench train``'s
+results. Nothing here measures.
 """
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 import plotly.graph_objects as go
-import torch
 
 from ssmlab.viz._style import PALETTE, base_layout, color_of, round_sig, to_numpy
-
-
-def measure(fn: Callable[[], object], repeat: int = 3, warmup: int = 1) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeat`` runs after ``warmup`` untimed runs."""
-    if repeat < 1 or warmup < 0:
-        raise ValueError(
-            f"repeat, warmup: expected repeat >= 1 and warmup >= 0, got {repeat}, {warmup}"
-        )
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def measure_lengths(
-    fns: Mapping[str, Callable],
-    make_inputs: Callable[[int], tuple],
-    lengths: Sequence[int],
-    repeat: int = 5,
-    num_threads: int | None = 1,
-    **kwargs,
-) -> dict[str, np.ndarray]:
-    """Median seconds of ``fn(*make_inputs(l), **kwargs)`` for each named ``fn`` and length l.
-
-    The inputs are built once per length, outside the timed calls, and shared by all ``fns``.
-    ``num_threads`` sets torch's intra-op threads while timing (restored after): one thread gives
-    clean scaling curves on a small or shared CPU; ``None`` keeps the current setting.
-    """
-    if not isinstance(fns, Mapping) or not fns:
-        raise ValueError("fns: expected a non-empty dict name -> callable")
-    saved = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(int(num_threads))
-    out: dict[str, list[float]] = {name: [] for name in fns}
-    try:
-        for length in lengths:
-            args = make_inputs(int(length))
-            for name, fn in fns.items():
-                out[name].append(
-                    measure(lambda fn=fn, args=args: fn(*args, **kwargs), repeat=repeat)
-                )
-    finally:
-        torch.set_num_threads(saved)
-    return {name: np.array(times) for name, times in out.items()}
 
 
 def cost_vs_length(

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 import torch
 
 from ssmlab import ssm
-from ssmlab.viz import kernels, masks, scans
+from ssmlab.viz import discretization, masks, scans
 
 
 def _look() -> dict:
@@ -206,7 +206,7 @@ def discretization_app(
     eigenvalue: float = -1.0,
     dt: float = 0.5,
     t_end: float = 8.0,
-    methods: Sequence[str] = kernels.METHODS,
+    methods: Sequence[str] = discretization.METHODS,
 ) -> App:
     """Δt and eigenvalue sliders -> step responses against the exact solution, and |Ā(Δλ)|.
 
@@ -219,18 +219,20 @@ def discretization_app(
         ),
     }
     z = np.linspace(-6.0, 0.0, 121)
-    gains = {m: kernels.amplification(z, m) for m in methods}
+    gains = {m: discretization.amplification(z, m) for m in methods}
 
     def redraw(dt, eigenvalue):
         t = np.linspace(0.0, t_end, 161)
-        disc = {m: kernels.discrete_step_response(eigenvalue, 1.0, dt, t_end, m) for m in methods}
-        step = kernels.step_response(
+        disc = {
+            m: discretization.discrete_step_response(eigenvalue, 1.0, dt, t_end, m) for m in methods
+        }
+        step = discretization.step_response(
             t,
-            kernels.exact_step_response(eigenvalue, 1.0, t),
+            discretization.exact_step_response(eigenvalue, 1.0, t),
             disc,
             title=f"Step response, λ = {eigenvalue:.2g}, Δt = {dt:.3g}",
         )
-        return [step, kernels.stability_curve(z, gains, marker=dt * eigenvalue)]
+        return [step, discretization.stability_curve(z, gains, marker=dt * eigenvalue)]
 
     return App("discretization", controls, redraw)
 

@@ -17,6 +17,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from ssmlab import ssm
+from ssmlab.ssm.discretize import METHODS
 from ssmlab.viz._style import (
     as_series,
     base_layout,
@@ -26,8 +27,6 @@ from ssmlab.viz._style import (
     thin,
     to_numpy,
 )
-
-METHODS = ("zoh", "bilinear", "euler", "mamba")
 
 
 def _eigenvalue(A) -> complex:

@@ -197,6 +197,21 @@ def test_timing_plot():
         timing.cost_vs_length([0, 8], {"a": [1.0, 2.0]})
 
 
+def test_efficiency_vs_length_panels():
+    from ssmlab.viz._style import PALETTE
+
+    cell = {"status": "ok", "train_epoch_s": 2.0, "infer_s": 0.1, "peak_mem_bytes": 2**21}
+    rows = [
+        {"model": m, "cells": [{**cell, "L": 8}, {**cell, "L": 16}, {"L": 32, "status": "skipped"}]}
+        for m in ("sasrec", "tim4rec")
+    ]
+    settings = {"eval_users": 4, "device": "cpu", "batch_size": 4}
+    fig = timing.efficiency_vs_length({"rows": rows, "settings": settings})
+    assert len(fig.data) == 6 and [tr.showlegend for tr in fig.data[:3]] == [True, False, False]
+    assert [tr.line.color for tr in fig.data[::3]] == list(PALETTE[:2])
+    assert list(fig.data[2].x) == [8, 16] and list(fig.data[2].y) == [2.0, 2.0]  # MiB
+
+
 # ---------------------------------------------------------------- widgets
 def _apps():
     w = pytest.importorskip("ssmlab.viz.widgets")

@@ -95,8 +95,21 @@ ssm.backend()
 # ## Check
 
 # %%
-assert ssm.backend() in ("torch", "mamba_ssm")
-assert callable(viz.discretization.step_response) and callable(viz.masks.mask_grid)
+# The path `ssm.backend()` names runs on this machine and computes what the step-by-step
+# reference computes; the figure modules return one trace per curve and one heatmap per mask.
+device = "cuda" if ssm.backend() == "mamba_ssm" else "cpu"
+gen = torch.Generator().manual_seed(0)
+x, B, C = (torch.randn(1, 16, *shape, generator=gen) for shape in ((2, 8), (1, 16), (1, 16)))
+dt, A = torch.rand(1, 16, 2, generator=gen) + 0.1, -torch.rand(2, generator=gen) - 0.2
+y = ssm.ssd(*(t.to(device) for t in (x, dt, A, B, C)), chunk_size=8).cpu()  # (1 16 2 8)
+tol = 1e-4 if device == "cpu" else 1e-2  # the CUDA kernels may use TF32 matmuls
+assert torch.allclose(y, ssm.ssd_recurrent(x, dt, A, B, C), atol=tol, rtol=tol)
+t, h = viz.discretization.discrete_step_response(-1.0, 1.0, 0.5, 4.0, "zoh")
+exact = viz.discretization.exact_step_response(-1.0, 1.0, t)
+fig = viz.discretization.step_response(t, exact, {"zoh": (t, h)})
+assert [trace.name for trace in fig.data] == ["exact", "zoh"]
+masks = {"causal": torch.ones(16, 16).tril(), "SSD L": ssm.ssd_mask(dt, A)[0, 0]}
+assert [trace.type for trace in viz.masks.mask_grid(masks).data] == ["heatmap", "heatmap"]
 
 # %% [markdown]
 # ## Exercises

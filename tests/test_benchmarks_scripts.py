@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ssmlab import bench
+from ssmlab import cli
 from ssmlab.bench import kernels, machine_info
 from ssmlab.bench import train as efficiency
 
@@ -343,8 +343,8 @@ def test_data_keys(tmp_path, shared_datasets):
 
 def test_quick_kernels_writes_results(tmp_path, monkeypatch):
     monkeypatch.setenv("SSMLAB_BACKEND", "torch")
-    code = bench.main("kernels", ["--quick", "--lengths", "64,128", "--out", str(tmp_path)])
-    assert code == 0
+    argv = ["bench", "kernels", "--quick", "--lengths", "64,128", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0  # the command line, as a user runs it
     report = json.loads((tmp_path / "kernels-cpu.json").read_text())
     assert {"machine", "settings", "results", "summary"} <= set(report)
     assert {"platform", "cpu", "cores", "torch", "device", "date"} <= set(report["machine"])

@@ -222,3 +222,27 @@ def test_s5_block_time_aware_causal_and_finite():
     assert steps.min() >= 1e-3 - 1e-12 and steps.max() <= 1e-1 + 1e-12
     log_block = S5Block(8, d_state=6, time_norm="log1p").double()
     assert torch.isfinite(log_block(x, torch.full((2, 7), 10**9))).all()
+
+
+def test_record_steps_reads_the_step_fed_to_ssd_and_follows_the_gaps():
+    from ssmlab.layers.ssd import record_steps
+    from ssmlab.models import build_model
+
+    torch.manual_seed(0)
+    seq = torch.randint(1, 30, (3, 8))
+    t = torch.cumsum(torch.rand(3, 8) * 1000, 1)
+    tim = build_model("tim4rec", n_items=30, d_model=16, max_len=8, n_layers=2, time_mlp="causal")
+    tim.train()
+    steps = record_steps(tim, {"item_seq": seq, "time_seq": t})
+    assert len(steps) == 2 and steps[0].shape == (3, 8, tim.n_heads) and tim.training
+    assert (steps[0] > 0).all()
+    other = record_steps(tim, {"item_seq": seq, "time_seq": t * torch.linspace(1, 50, 8)})
+    assert not torch.allclose(steps[0], other[0])  # TiM4Rec's Δ̂ reads the gaps (Eq. 18)
+    star = build_model("ssd4rec_star", n_items=30, d_model=16, max_len=8, n_layers=1)
+    block = next(m for m in star.modules() if isinstance(m, SSDBlock))
+    (step,) = record_steps(star, {"item_seq": seq, "time_seq": t})
+    x = star.emb_norm(star.item_embedding(seq))  # the first block's input in eval mode
+    *_, dt = block.project(x)
+    torch.testing.assert_close(step, F.softplus(dt + block.dt_bias))  # SSD's own step
+    with pytest.raises(ValueError, match="no SSD block"):
+        record_steps(build_model("sasrec", n_items=30, d_model=16, max_len=8), {"item_seq": seq})

@@ -84,6 +84,7 @@ class SSDBlock(nn.Module):
         self.D = nn.Parameter(torch.ones(self.n_heads))  # skip, one per head
         self.norm = GatedRMSNorm(self.d_inner, eps=norm_eps, norm_before_gate=False)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
+        self.step_hook = nn.Identity()  # hook point: the step fed to SSD (record_steps)
 
     def project(self, x: torch.Tensor, seq_idx: torch.Tensor | None = None):
         """in_proj, conv and activation: returns z, x, B, C and the raw (pre-softplus) dt.
@@ -114,6 +115,7 @@ class SSDBlock(nn.Module):
             z: (b, l, e); xs: (b, l, h, p); B, C: (b, l, g, n); step: (b, l, h) positive
             returns: (b, l, d_model)
         """
+        step = self.step_hook(step)  # (b l h)
         A = -torch.exp(self.A_log.float())  # (h)
         y = ssd(
             xs, step, A, B, C, self.chunk_size, D=self.D, seq_idx=seq_idx, backend=self.backend
@@ -257,3 +259,28 @@ class TimeAwareSSDBlock(SSDBlock):
         gate = self.time_gate(time_feat)  # (b h 1) or (b h lt)
         next_feat = self.time_norm(gate * time_feat + (1 - gate) * conv.transpose(1, 2))  # (b h lt)
         return out, next_feat
+
+
+@torch.no_grad()
+def record_steps(model: nn.Module, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """The step Δ each SSD block of ``model`` feeds to SSD on ``batch``, one tensor per block in
+    module order: softplus(dt + dt_bias) in an ``SSDBlock``, TiM4Rec's Δ̂ = softplus(dt·𝒟 +
+    dt_bias) [TiM4Rec Eq. (18)] in a ``TimeAwareSSDBlock``. Runs ``model.encode`` in eval mode
+    (dropout off) and restores the training flag.
+
+    Shapes: batch item_seq (b, l) -> [(b, l, h)] * n_blocks
+    """
+    blocks = [m for m in model.modules() if isinstance(m, SSDBlock)]
+    if not blocks:
+        raise ValueError(f"{type(model).__name__} has no SSD block: no step to record")
+    steps: list[torch.Tensor] = []
+    hooks = [b.step_hook.register_forward_hook(lambda m, i, o: steps.append(o)) for b in blocks]
+    was_training = model.training
+    try:
+        model.eval()
+        model.encode(batch)
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return steps

@@ -107,6 +107,21 @@ def test_compare_bars_gap_labels_and_missing_models():
         training.compare_bars({})
 
 
+def test_steps_vs_gap_one_trace_per_label_sorted_and_thinned():
+    gaps = np.array([300.0, 9000.0, 310.0, 8800.0] * 100)
+    steps = {"layer 1": np.where(gaps > 1000, 0.9, 0.1), "layer 2": np.full(400, 0.5)}
+    fig = training.steps_vs_gap(gaps, steps, max_points=50)
+    assert [t.name for t in fig.data] == ["layer 1", "layer 2"]
+    x, y = np.asarray(fig.data[0].x), np.asarray(fig.data[0].y)
+    assert len(x) <= 50 and (np.diff(x) >= 0).all()  # sorted by gap, thinned
+    assert set(y[x < 1000]) == {0.1} and set(y[x > 1000]) == {0.9}
+    assert fig.layout.xaxis.type == "log"
+    with pytest.raises(ValueError, match="positive gaps"):
+        training.steps_vs_gap(np.array([0.0, 1.0]), {"a": np.ones(2)})
+    with pytest.raises(ValueError, match="expected 2 values"):
+        training.steps_vs_gap(np.array([1.0, 2.0]), {"a": np.ones(3)})
+
+
 def test_top_items_softmax_and_bars():
     scores = np.array([-np.inf, 0.0, 3.0, 1.0, 3.0, -1.0])
     ids, probs = training.top_items(scores, k=3)

@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ssmlab.viz._style import TEMPLATE, base_layout, color_of, round_decimal, to_numpy
+from ssmlab.viz._style import TEMPLATE, base_layout, color_of, round_decimal, thin, to_numpy
 
 CEILING_DASH = {0: "dash", 1: "dot", 2: "dashdot"}
 
@@ -360,6 +360,47 @@ def probability_vs_gap(
     return fig
 
 
+def steps_vs_gap(
+    gaps_seconds,
+    steps: Mapping[str, object],
+    max_points: int = 300,
+    title: str = "Learned step against the gap",
+) -> go.Figure:
+    """One scatter trace per label (e.g. per layer or per model): the step Δ each position fed
+    to its SSM (``ssmlab.layers.ssd.record_steps``, mean over heads) against the gap before that
+    position, log x. A model that uses time spreads its steps along the gaps; a time-blind one
+    gives the same cloud at every gap.
+
+    Traces: one per label, each thinned to ``max_points`` points.
+
+    Shapes: gaps_seconds (k,) > 0; steps: label -> (k,)
+    """
+    gaps = to_numpy(gaps_seconds, None, name="gaps_seconds").ravel()
+    if not steps:
+        raise ValueError("steps: expected a non-empty dict label -> (k,) steps")
+    if (gaps <= 0).any():
+        raise ValueError("gaps_seconds: expected positive gaps (drop padding and first positions)")
+    order = np.argsort(gaps, kind="stable")
+    fig = go.Figure()
+    for i, (label, values) in enumerate(steps.items()):
+        ys = to_numpy(values, None, name=f"steps[{label!r}]").ravel()
+        if ys.shape != gaps.shape:
+            raise ValueError(f"steps[{label!r}]: expected {gaps.shape[0]} values, got {ys.shape}")
+        x, y = thin(gaps[order], ys[order], max_points=max_points)
+        fig.add_trace(
+            go.Scatter(
+                x=round_decimal(x),
+                y=round_decimal(y),
+                mode="markers",
+                name=label,
+                marker=dict(color=color_of(label, i), size=5, opacity=0.6),
+            )
+        )
+    fig = base_layout(fig, title, "gap before the position (seconds)", "step Δ (mean over heads)")
+    fig.update_xaxes(type="log")
+    return fig
+
+
 GAP_TICKS = {
     60: "1 min",
     3600: "1 h",
@@ -389,6 +430,7 @@ __all__ = [
     "metric_table",
     "probability_vs_gap",
     "softmax",
+    "steps_vs_gap",
     "top_items",
     "topk_bars",
     "training_curves",

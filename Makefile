@@ -12,7 +12,7 @@ TORCH := 2.13.0
 SHARED_DATA := $(abspath ../shared/datasets)
 export SSMLAB_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
-.PHONY: venv lab lint test test-unit test-notebooks test-kernels test-latest lock chromium clean
+.PHONY: venv lab lint test test-unit test-notebooks notebooks test-kernels test-latest lock chromium clean
 
 venv: $(STAMP)
 
@@ -71,6 +71,17 @@ test-unit: venv
 
 test-notebooks: venv
 	$(PY) -m pytest -q notebooks $(NBVAL)
+
+# Sync every notebooks/NN_topic.py (the source) to its paired .ipynb and execute it in place, so
+# the stored outputs are the source's (then `make test-notebooks` compares them). One notebook:
+# make notebooks NB=notebooks/05_training.py
+NB ?= $(wildcard notebooks/[0-9][0-9]_*.py)
+notebooks: venv
+	for py in $(NB); do \
+		$(VENV)/bin/jupytext --sync $$py && \
+		$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+			--ExecutePreprocessor.store_widget_state=False $${py%.py}.ipynb || exit 1; \
+	done
 
 # mamba-ssm's Triton kernels run on the CPU by Triton's interpreter, tested against ssmlab's
 # torch forms (tests/kernels). The gpu-code extra's exact pins go into .venv without

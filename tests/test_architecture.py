@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,6 +249,20 @@ def test_the_graph_sees_lazy_imports():
     assert ("ssmlab.cli", "ssmlab.bench") in pairs
     assert ("ssmlab.layers.ssd", "ssmlab.ssm.ssd") in pairs
     assert len(pairs) > 100
+
+
+def test_architecture_md_shows_the_same_table():
+    """ARCHITECTURE.md's "Who may import whom" table is MAY_IMPORT (``everything``: every unit)."""
+    text = (ROOT.parent / "ARCHITECTURE.md").read_text()
+    shown: dict[str, set[str]] = {}
+    for line in text.split("## Who may import whom")[1].split("\n## ")[0].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 2 or not cells[0].startswith("`"):
+            continue
+        for unit in re.findall(r"`(\w+)`", cells[0]):
+            allowed = set(re.findall(r"`(\w+)`", cells[1]))
+            shown[unit] = set(MAY_IMPORT) - {unit} if cells[1] == "everything" else allowed
+    assert shown == MAY_IMPORT, "ARCHITECTURE.md and MAY_IMPORT differ: update both"
 
 
 # --- ssmlab obeys them ------------------------------------------------------------------------

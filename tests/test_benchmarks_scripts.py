@@ -292,20 +292,26 @@ def test_peer_compare_writes_report(tmp_path):
 def test_train_epoch_benchmark_schema(tmp_path):
     from ssmlab.bench import main as bench_main
 
-    argv = ["--data", "toy", "--models", "sasrec,caser", "--steps", "2", "--warmup", "0"]
+    argv = ["--data", "toy", "--models", "sasrec,caser,tim4rec", "--steps", "2", "--warmup", "0"]
+    argv += ["--set", "model.d_model=16"]
     assert bench_main("train", [*argv, "--threads", "1", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "train-epoch-cpu.json").read_text())
     floor = report["floor"]
     assert floor["naive_s"] > 0 and floor["fused_s"] > 0 and floor["targets"] > 0
-    rows = {(r["model"], r["protocol"]): r for r in report["rows"]}
-    assert rows[("caser", "all")]["status"].startswith("n/a")
-    for key in [("sasrec", "all"), ("sasrec", "last"), ("caser", "last")]:
+    rows = {(r["model"], r["variant"], r["protocol"]): r for r in report["rows"]}
+    assert rows[("caser", None, "all")]["status"].startswith("n/a")
+    assert rows[("tim4rec", None, "all")]["status"].startswith("n/a")  # positional time MLP
+    causal = ("tim4rec", "causal time path")
+    assert rows[(*causal, "all")]["status"] == rows[(*causal, "last")]["status"] == "ok"
+    for model, protocol in [("sasrec", "all"), ("sasrec", "last"), ("caser", "last")]:
+        key = (model, None, protocol)
         row = rows[key]
         assert row["status"] == "ok" and row["timed_steps"] == 2 and row["epoch_s"] > 0
         assert row["tokens_real"] <= row["tokens_processed"] <= 1.25 * row["tokens_real"]
         assert row["floor_ratio"] == row["epoch_s"] / floor["naive_s"]
         assert row["eval_s"] > 0
-    assert "| sasrec | all | all |" in (tmp_path / "train-epoch-cpu.md").read_text()
+    text = (tmp_path / "train-epoch-cpu.md").read_text()
+    assert "| sasrec | all | all |" in text and "| tim4rec (causal time path) | all | all |" in text
     assert_keys_as_committed(report, "train-epoch-cpu.json")
 
 

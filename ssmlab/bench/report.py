@@ -291,11 +291,12 @@ def epoch_markdown(report: dict) -> str:
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in report["rows"]:
+        name = r["model"] + (f" ({r['variant']})" if r.get("variant") else "")
         if r["status"] != "ok":
-            lines.append(f"| {r['model']} | {r['protocol']} | {r['status']} | | | | | |")
+            lines.append(f"| {name} | {r['protocol']} | {r['status']} | | | | | |")
             continue
         lines.append(
-            f"| {r['model']} | {r['protocol']} | {r['objective']} | {r['batches']} | "
+            f"| {name} | {r['protocol']} | {r['objective']} | {r['batches']} | "
             f"{_fmt(r['epoch_s'], 1)} | {_fmt(r['floor_ratio'], 2)} | "
             f"{_fmt(r['padding_ratio'], 3)} | {_fmt(r['eval_s'], 1)} |"
         )

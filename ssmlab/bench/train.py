@@ -48,6 +48,7 @@ import math
 import multiprocessing
 import os
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -392,6 +393,9 @@ def efficiency_main(argv: list[str]) -> int:
 # -- one epoch on a real dataset (``ssmlab bench train --data NAME``) ----------------------
 PROTOCOLS = ("all", "last")
 FLOOR_BATCH = 1800  # targets per step of the floor (the issue's measurement: batches of 1,800)
+# Extra rows per model: (label, overrides). TiM4Rec's positional time MLP trains on prefix rows
+# only; its causal time path is the form that trains on all positions.
+EPOCH_VARIANTS = {"tim4rec": [("causal time path", ["model.time_mlp=causal"])]}
 
 
 def scoring_floor(
@@ -426,8 +430,11 @@ def scoring_floor(
     return time_calls(epoch, 1, warmup=0)[0]
 
 
-def epoch_config(model: str, data: str, protocol: str, batch_size: int, tie_order: str):
-    """The model's preset on ``data`` under ``protocol`` (BERT4Rec: cloze on the prefix rows)."""
+def epoch_config(
+    model: str, data: str, protocol: str, batch_size: int, tie_order: str, extra: Sequence = ()
+):
+    """The model's preset on ``data`` under ``protocol`` (BERT4Rec: cloze on the prefix rows),
+    then the ``extra`` overrides."""
     cls = get_model_class(model)
     objective = protocol
     if protocol == "last" and "last" not in cls.objectives:
@@ -436,6 +443,7 @@ def epoch_config(model: str, data: str, protocol: str, batch_size: int, tie_orde
         f"train.objective={objective}",
         f"train.batch_size={batch_size}",
         f"data.tie_order={tie_order}",
+        *extra,
     ]
     return load_config(model, data, overrides=overrides)
 
@@ -506,6 +514,9 @@ def parse_epoch_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--tag", default=None, help="file suffix (default: the device type)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override for every row"
+    )
     args = p.parse_args(argv)
     args.models = (
         model_names() if args.models == "all" else [m.strip() for m in args.models.split(",")]
@@ -538,12 +549,16 @@ def epoch_main(argv: list[str]) -> int:
     floor["fused_speedup"] = floor["naive_s"] / floor["fused_s"]
     print(f"scoring floor: naive {floor['naive_s']:.1f} s, fused {floor['fused_s']:.1f} s")
     rows = []
-    for name in args.models:
+    cells = [(n, None, []) for n in args.models]
+    cells += [(n, *v) for n in args.models for v in EPOCH_VARIANTS.get(n, [])]
+    for name, variant, extra in sorted(cells, key=lambda c: (c[0], c[1] or "")):
         eval_s = None
         for protocol in args.protocols:
-            row = {"model": name, "protocol": protocol}
+            row = {"model": name, "variant": variant, "protocol": protocol}
             try:
-                config = epoch_config(name, args.data, protocol, args.batch_size, args.tie_order)
+                config = epoch_config(
+                    name, args.data, protocol, args.batch_size, args.tie_order, [*extra, *args.set]
+                )
             except ConfigError as err:  # e.g. a non-causal model under "all"
                 row["status"] = f"n/a: {str(err).splitlines()[0]}"
                 rows.append(row)
@@ -555,8 +570,9 @@ def epoch_main(argv: list[str]) -> int:
             row.update(cell, status="ok", eval_s=eval_s)
             row["floor_ratio"] = cell["epoch_s"] / floor["naive_s"]
             row["padding_ratio"] = cell["tokens_processed"] / cell["tokens_real"]
+            label = name + (f" ({variant})" if variant else "")
             print(
-                f"{name:13s} {protocol:4s} epoch {cell['epoch_s']:7.1f} s "
+                f"{label:13s} {protocol:4s} epoch {cell['epoch_s']:7.1f} s "
                 f"= {row['floor_ratio']:.2f} x floor, tokens x{row['padding_ratio']:.2f}",
                 flush=True,
             )

@@ -71,3 +71,25 @@ def test_the_library_never_imports_the_benchmarks():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_read_reproduction_and_histories(tmp_path):
+    import json
+
+    from ssmlab.bench.report import read_histories, read_reproduction
+
+    log = tmp_path / "logs" / "beauty" / "sasrec-seed0.jsonl"
+    log.parent.mkdir(parents=True)
+    records = [{"epoch": e, "train_loss": 9.0 - e, "valid": {"ndcg@10": 0.01 * e}} for e in (1, 2)]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    rows = {
+        "sasrec": {"ndcg@10": 0.04, "runs": {"0": {"log": "logs/beauty/sasrec-seed0.jsonl"}}},
+        "caser": {"ndcg@10": 0.02, "runs": {"0": {}}},  # no log: left out of the histories
+    }
+    (tmp_path / "reproduction.json").write_text(json.dumps({"notes": "x", "beauty": rows}))
+    got = read_reproduction(tmp_path, "beauty")
+    assert got == rows
+    assert read_histories(tmp_path, got) == {"sasrec": records}
+    assert read_histories(tmp_path, got, seed=1) == {}
+    with pytest.raises(KeyError, match=r"no section 'ml-1m'; have \['beauty'\]"):
+        read_reproduction(tmp_path, "ml-1m")

@@ -303,6 +303,32 @@ def epoch_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_reproduction(folder: Path | str, section: str) -> dict[str, dict]:
+    """The rows of one section of ``<folder>/reproduction.json`` (``benchmarks/reproduce.py``):
+    model (or labelled row) -> its record (test metrics, ``converged``, ``epochs``, ``runs`` per
+    seed, ``log``). Raises with the sections there are when ``section`` is missing."""
+    path = Path(folder) / "reproduction.json"
+    results = json.loads(path.read_text())
+    if section not in results:
+        meta = ("settings", "machine")
+        have = sorted(k for k, v in results.items() if isinstance(v, dict) and k not in meta)
+        raise KeyError(f"{path}: no section {section!r}; have {have}")
+    return results[section]
+
+
+def read_histories(folder: Path | str, rows: dict[str, dict], seed: int = 0) -> dict[str, list]:
+    """The per-epoch records (``Trainer.history``: epoch, train_loss, valid metrics, seconds) of
+    each row's run with ``seed``, read from the JSON-lines log the row names (relative to
+    ``folder``). Rows without a log for that seed are left out."""
+    histories = {}
+    for name, row in rows.items():
+        log = row.get("runs", {}).get(str(seed), {}).get("log")
+        if log and (Path(folder) / log).is_file():
+            lines = (Path(folder) / log).read_text().splitlines()
+            histories[name] = [json.loads(line) for line in lines if line.strip()]
+    return histories
+
+
 __all__ = [
     "PAPER_TABLE5",
     "RATIOS",
@@ -310,5 +336,7 @@ __all__ = [
     "epoch_markdown",
     "kernels_markdown",
     "ratios",
+    "read_histories",
+    "read_reproduction",
     "write_report",
 ]

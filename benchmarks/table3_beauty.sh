@@ -31,8 +31,8 @@ fi
 if [[ $queue == all || $queue == b ]]; then
   run --models ssd4rec_star,tisasrec "${ALL[@]}"
   run --models tim4rec --label "causal time path" --set model.time_mlp=causal "${ALL[@]}"
-  run --models caser "${LAST[@]}" --set train.batch_size=2048
   run --models bert4rec --set train.early_stop=recbole
+  run --models caser "${LAST[@]}" --set train.batch_size=2048
   run --models ssd4rec_star --seeds 0,1,2 "${ALL[@]}"
 fi
 if [[ $queue == all || $queue == ties ]]; then  # the same rows with the file's same-day order
@@ -43,4 +43,10 @@ if [[ $queue == all || $queue == tim4rec ]]; then  # Table 3's TiM4Rec: position
 fi
 if [[ $queue == all || $queue == mamba ]]; then
   run --models mamba4rec "${ALL[@]}"
+fi
+if [[ $queue == all || $queue == checks ]]; then  # protocol and preset sensitivity, SASRec
+  run --models sasrec --label "prefix rows" "${LAST[@]}" --set train.batch_size=256
+  run --models sasrec --label "dropout 0.2" "${ALL[@]}" --set model.dropout=0.2 \
+    --set model.attn_dropout=0.2  # the committed configs' value (set for Steam)
+  run --models sasrec --label "lr 0.01" "${ALL[@]}" --set train.lr=0.01  # the paper's text
 fi

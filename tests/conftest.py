@@ -1,12 +1,19 @@
-"""Shared fixtures: seeds, the offline datasets folder, and the gpu marker."""
+"""Shared fixtures: seeds, the offline datasets folder, the gpu marker, assert_close, and a
+tiny registered model (TinyGRU) for the trainer and CLI tests."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
+
+from ssmlab.config import load_config
+from ssmlab.models import REGISTRY, ModelConfig, SequentialRecommender, build_model
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -32,6 +39,48 @@ def assert_close(got, ref, what: str = "", dtype: torch.dtype | None = None, **t
         dtype = dtype or got.dtype
         tol = TOL[dtype.to_real() if dtype.is_complex else dtype]
     torch.testing.assert_close(got, ref, **tol)
+
+
+def tiny_model(name: str, n_items: int = 30, **fields) -> SequentialRecommender:
+    """Model ``name`` at its tiny test size (``load_config(name, "tiny")``: ssmlab/configs/
+    datasets.yaml ``tiny`` and ``<model>-tiny.yaml``), with the config ``fields`` changed."""
+    config = dataclasses.replace(load_config(name, "tiny").model, **fields)
+    return build_model(name, n_items, config)
+
+
+@dataclass
+class TinyConfig(ModelConfig):
+    d_model: int = 8
+    n_layers: int = 1
+    dropout: float = 0.1
+    max_len: int = 12
+
+
+class TinyGRU(SequentialRecommender):
+    """Embedding -> dropout -> GRU: causal, right padding only follows real items. Test modules
+    import it (``from conftest import TinyGRU``) and register it with :func:`register_model`."""
+
+    config_class = TinyConfig
+
+    def __init__(self, config: TinyConfig, n_items: int):
+        super().__init__(config, n_items)
+        self.drop = nn.Dropout(config.dropout)
+        self.gru = nn.GRU(config.d_model, config.d_model, batch_first=True)
+
+    def encode(self, batch):
+        return self.gru(self.drop(self.item_embedding(batch["item_seq"])))[0]  # (b l d)
+
+
+@pytest.fixture
+def register_model(monkeypatch):
+    """``register_model(name="tinygru", cls=TinyGRU)``: a model the registry knows for one test
+    (``ssmlab.models.REGISTRY`` is restored after it)."""
+
+    def register(name: str = "tinygru", cls: type[SequentialRecommender] = TinyGRU):
+        monkeypatch.setitem(REGISTRY, name, cls)
+        return cls
+
+    return register
 
 
 def pytest_configure(config):

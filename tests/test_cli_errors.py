@@ -4,45 +4,23 @@
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass
 
 import filelock
 import pytest
 import torch
-from torch import nn
 
 from ssmlab.cli import main
 from ssmlab.data import DataFormatError, load_dataset
 from ssmlab.data.readers import read_amazon_reviews_json, read_table
-from ssmlab.models import REGISTRY, ModelConfig, SequentialRecommender
 from ssmlab.train.checkpoint import atomic_save, load_checkpoint
 
 HEADER = "user_id,item_id,timestamp\n"
 DENSE = "".join(f"{u},{i},{100 * u + i}\n" for u in range(1, 7) for i in range(1, 7))
 
 
-@dataclass
-class TinyConfig(ModelConfig):
-    d_model: int = 8
-    n_layers: int = 1
-    dropout: float = 0.0
-    max_len: int = 12
-
-
-class TinyGRU(SequentialRecommender):
-    config_class = TinyConfig
-
-    def __init__(self, config: TinyConfig, n_items: int):
-        super().__init__(config, n_items)
-        self.gru = nn.GRU(config.d_model, config.d_model, batch_first=True)
-
-    def encode(self, batch):
-        return self.gru(self.item_embedding(batch["item_seq"]))[0]  # (b l d)
-
-
 @pytest.fixture(autouse=True)
-def tiny_registered(monkeypatch, tmp_path):
-    monkeypatch.setitem(REGISTRY, "tinyerr", f"{__name__}:TinyGRU")
+def tiny_registered(register_model, monkeypatch, tmp_path):
+    register_model("tinyerr")
     monkeypatch.setenv("SSMLAB_CACHE_DIR", str(tmp_path / "cache"))
 
 

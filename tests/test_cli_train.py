@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
 
 import pytest
 import torch
-from torch import nn
 
 from ssmlab.cli import main
-from ssmlab.models import REGISTRY, ModelConfig, SequentialRecommender
 
 QUICK = [
     "--set",
@@ -26,28 +23,9 @@ QUICK = [
 ]
 
 
-@dataclass
-class TinyConfig(ModelConfig):
-    d_model: int = 8
-    n_layers: int = 1
-    dropout: float = 0.0
-    max_len: int = 12
-
-
-class TinyGRU(SequentialRecommender):
-    config_class = TinyConfig
-
-    def __init__(self, config: TinyConfig, n_items: int):
-        super().__init__(config, n_items)
-        self.gru = nn.GRU(config.d_model, config.d_model, batch_first=True)
-
-    def encode(self, batch):
-        return self.gru(self.item_embedding(batch["item_seq"]))[0]  # (b l d)
-
-
 @pytest.fixture(autouse=True)
-def tiny_registered(monkeypatch):
-    monkeypatch.setitem(REGISTRY, "tinygru", f"{__name__}:TinyGRU")
+def tiny_registered(register_model):
+    register_model("tinygru")
 
 
 def run(capsys, *argv):
@@ -105,7 +83,10 @@ def test_existing_run_needs_resume(tmp_path, capsys):
             ["train", "--model", "tinygru", "--set", "train.epoch=1"],
             ["unknown key 'train.epoch'", "epochs"],
         ),
-        (["train", "--model", "tinygru", "--set", "train.lr=fast"], ["train.lr expects float"]),
+        (
+            ["train", "--model", "tinygru", "--set", "train.lr=fast"],
+            ["train.lr", "'fast'", "Float"],
+        ),
         (["train", "--model", "tinygru", "--config", "/nonexistent.yaml"], ["not found"]),
         (["eval", "/nonexistent/best.pt"], ["checkpoint not found"]),
     ],

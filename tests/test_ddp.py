@@ -7,40 +7,24 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
 
 SCRIPT = textwrap.dedent("""
     import json, sys
-    from dataclasses import dataclass
     import torch
-    from torch import nn
     from ssmlab.config import build_config
     from ssmlab.data import load_dataset
-    from ssmlab.models import REGISTRY, ModelConfig, SequentialRecommender
+    from ssmlab.models import register
     from ssmlab.train import Trainer, evaluate
     from ssmlab.train.distributed import cleanup
 
-    @dataclass
-    class TinyConfig(ModelConfig):
-        d_model: int = 8
-        n_layers: int = 1
-        dropout: float = 0.1
-        max_len: int = 12
+    sys.path.insert(0, sys.argv[2])  # tests/: the TinyGRU of conftest.py
+    from conftest import TinyGRU
 
-    class TinyGRU(SequentialRecommender):
-        config_class = TinyConfig
-
-        def __init__(self, config, n_items):
-            super().__init__(config, n_items)
-            self.drop = nn.Dropout(config.dropout)
-            self.gru = nn.GRU(config.d_model, config.d_model, batch_first=True)
-
-        def encode(self, batch):
-            return self.gru(self.drop(self.item_embedding(batch["item_seq"])))[0]
-
-    REGISTRY["tinygru"] = "__main__:TinyGRU"
+    register("tinygru")(TinyGRU)
     out = sys.argv[1]
     data = load_dataset("toy", n_users=48, n_items=20, seq_len=(5, 12), n_buckets=2,
                         group_size=5, seed=1)
@@ -74,6 +58,7 @@ def test_two_gloo_ranks_end_identical(tmp_path):
         "2",
         str(script),
         str(tmp_path),
+        str(Path(__file__).parent),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]

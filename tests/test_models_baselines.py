@@ -1,6 +1,8 @@
-"""Baseline recommenders: shapes, causality, padding, losses that fall, presets.
+"""Baseline recommenders, what is particular to each: BERT4Rec's cloze and bidirectionality,
+LRURec's scan, TiSASRec's reference path and intervals, Caser's window, config checks, presets.
 
-SASRec, TiSASRec, GRU4Rec, BERT4Rec, Caser, LRURec at d = 16, l <= 12, 30 items.
+SASRec, TiSASRec, GRU4Rec, BERT4Rec, Caser, LRURec at their tiny test size (d = 16, l <= 12,
+30 items); what every model must do is tests/test_model_contract.py.
 """
 
 from __future__ import annotations
@@ -8,49 +10,16 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_model
 
-from ssmlab.config import load_config, preset_path
-from ssmlab.models import build_model, get_model_class
+from ssmlab.config import load_config
 
 N_ITEMS, D, MAX_LEN = 30, 16, 12
-
-
-SMALL = {
-    "sasrec": {"n_heads": 2, "inner_size": 32},
-    "tisasrec": {"n_heads": 2, "inner_size": 32, "time_span": 16},
-    "tisasrec_baseline": {"n_heads": 2, "inner_size": 32, "time_span": 16, "variant": "baseline"},
-    "gru4rec": {"hidden_size": 24},
-    "bert4rec": {"n_heads": 2, "inner_size": 32},
-    "bert4rec_recbole": {
-        "n_heads": 2,
-        "inner_size": 32,
-        "cloze": "recbole",
-        "drop_first_at_predict": True,
-    },
-    "caser": {"n_h": 2, "n_v": 2, "window": 6},
-    "caser_recbole": {"n_h": 2, "n_v": 2, "layout": "recbole"},
-    "lrurec": {"inner_size": 32},
-}
-NAMES = list(SMALL)  # test cases: a model name, or model_variant (VARIANT_OF)
-VARIANT_OF = {
-    "tisasrec_baseline": "tisasrec",
-    "bert4rec_recbole": "bert4rec",
-    "caser_recbole": "caser",
-}
-MODELS = [name for name in NAMES if name not in VARIANT_OF]
-CAUSAL = ["sasrec", "tisasrec", "tisasrec_baseline", "gru4rec", "lrurec"]
+BASELINES = ("sasrec", "tisasrec", "gru4rec", "bert4rec", "caser", "lrurec")  # TiM4Rec Table 3
 
 
 def make(name: str, **fields):
-    return build_model(
-        VARIANT_OF.get(name, name),
-        N_ITEMS,
-        d_model=D,
-        n_layers=2,
-        dropout=0.1,
-        max_len=MAX_LEN,
-        **{**SMALL[name], **fields},
-    )
+    return tiny_model(name, N_ITEMS, **fields)
 
 
 def make_batch(b: int = 4, seqlen: int = 10, seed: int = 0, successor: bool = False):
@@ -74,40 +43,6 @@ def make_batch(b: int = 4, seqlen: int = 10, seed: int = 0, successor: bool = Fa
     }
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_shapes_and_scores(name):
-    model = make(name).eval()
-    batch = make_batch()
-    hidden = model.encode(batch)
-    steps = 1 if name.startswith("caser") else batch["item_seq"].size(1)
-    assert hidden.shape == (4, steps, D)
-    assert model(batch["item_seq"], batch["item_seq_len"], batch["time_seq"]).shape == (4, D)
-    scores = model.full_sort_predict(batch)
-    assert scores.shape == (4, N_ITEMS + 1)
-    assert torch.isneginf(scores[:, 0]).all() and torch.isfinite(scores[:, 1:]).all()
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_eval_mode_is_deterministic(name):
-    model = make(name).eval()
-    batch = make_batch()
-    assert torch.equal(model.full_sort_predict(batch), model.full_sort_predict(batch))
-
-
-@pytest.mark.parametrize("name", CAUSAL)
-def test_causal_models_ignore_the_future(name):
-    model = make(name).eval()
-    batch = make_batch()
-    out = model.encode(batch)
-    for t in (0, 3, 7):
-        changed = {k: v.clone() for k, v in batch.items()}
-        changed["item_seq"][0, t + 1] = changed["item_seq"][0, t + 1] % N_ITEMS + 1
-        changed["time_seq"][0, t + 1 :] += 7 * 86400  # a week later from t + 1 on
-        new = model.encode(changed)
-        torch.testing.assert_close(new[:, : t + 1], out[:, : t + 1])
-        assert not torch.allclose(new[0, t + 1], out[0, t + 1])
-
-
 def test_bert4rec_is_bidirectional():
     model = make("bert4rec").eval()
     batch = make_batch()
@@ -115,67 +50,6 @@ def test_bert4rec_is_bidirectional():
     changed = dict(batch, item_seq=batch["item_seq"].clone())
     changed["item_seq"][0, 5] = changed["item_seq"][0, 5] % N_ITEMS + 1
     assert not torch.allclose(model.encode(changed)[0, 4], out[0, 4])
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_extra_padding_changes_nothing(name):
-    model = make(name).eval()
-    batch = make_batch(seqlen=9)
-    padded = dict(batch)
-    for key in ("item_seq", "time_seq", "targets"):
-        padded[key] = F.pad(batch[key], (0, MAX_LEN - 9))
-    torch.testing.assert_close(model.full_sort_predict(padded), model.full_sort_predict(batch))
-    if not name.startswith("caser"):
-        real = batch["item_seq"] > 0
-        torch.testing.assert_close(model.encode(padded)[:, :9][real], model.encode(batch)[real])
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_loss_falls_on_successor_task(name):
-    """20 Adam steps on "next item = current + 1": the training loss and the next-item CE fall."""
-    torch.manual_seed(0)
-    model = make(name)
-    batch = make_batch(b=32, successor=True)
-    objective = model.objectives[0]
-
-    def next_item_ce():
-        model.eval()
-        ce = F.cross_entropy(model.full_sort_predict(batch), batch["target"]).item()
-        model.train()
-        return ce
-
-    before = next_item_ce()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(20):
-        loss = model.calculate_loss(batch, objective)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    after = next_item_ce()
-    print(
-        name, objective, "train", losses[0], "->", losses[-1], "| next-item CE", before, "->", after
-    )
-    assert sum(losses[-5:]) < 0.85 * sum(losses[:5])
-    if name != "bert4rec_recbole":  # its labels are history items, never these targets: the
-        assert after < 0.8 * before  # transfer takes longer (test_models_variants.py)
-
-
-@pytest.mark.parametrize("name", CAUSAL)
-def test_all_positions_objective_falls(name):
-    torch.manual_seed(0)
-    model = make(name)
-    batch = make_batch(b=16, successor=True)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(15):
-        loss = model.calculate_loss(batch, "all")
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.8 * losses[0]
 
 
 def test_lrurec_parallel_scan_matches_step_by_step_recurrence():
@@ -195,16 +69,16 @@ def test_lrurec_parallel_scan_matches_step_by_step_recurrence():
         layer(x, mask, scan="fft")
 
 
-@pytest.mark.parametrize("name", ["tisasrec", "tisasrec_baseline"])
-def test_tisasrec_reference_path_and_time_awareness(name):
-    model = make(name).double().eval()
+@pytest.mark.parametrize("variant", ["original", "baseline"])
+def test_tisasrec_reference_path_and_time_awareness(variant):
+    model = make("tisasrec", variant=variant).double().eval()
     batch = make_batch()
     torch.testing.assert_close(model.encode(batch), model.encode(batch, reference=True))
     slower = dict(batch, time_seq=batch["time_seq"].clone())
     slower["time_seq"][0, 5:] += 30 * 86400  # one long gap: intervals change, items do not
     keys = ("item_seq", "item_seq_len", "time_seq")
     out = model(*(batch[k] for k in keys))
-    if name == "tisasrec":  # the baseline's min(|dt| s, 16) is 16 for any gap of an hour or more
+    if variant == "original":  # the baseline's min(|dt| s, 16) is 16 for any gap of an hour or more
         assert not torch.allclose(model(*(slower[k] for k in keys)), out)
     one_instant = dict(batch, time_seq=batch["time_seq"].clone())
     one_instant["time_seq"][0] = batch["time_seq"][0, 0] * (batch["item_seq"][0] > 0)
@@ -270,23 +144,45 @@ def test_bad_configs_are_rejected(name, fields, match):
         make(name, **fields)
 
 
-@pytest.mark.parametrize("name", ["sasrec", "bert4rec", "tisasrec", "tisasrec_baseline"])
-def test_history_longer_than_positions_is_rejected(name):
+@pytest.mark.parametrize(
+    "name, fields",
+    [("sasrec", {}), ("bert4rec", {}), ("tisasrec", {}), ("tisasrec", {"variant": "baseline"})],
+)
+def test_history_longer_than_positions_is_rejected(name, fields):
     batch = make_batch(seqlen=MAX_LEN + 2)
     with pytest.raises(ValueError, match="max_len"):
-        make(name).encode(batch)
+        make(name, **fields).encode(batch)
 
 
 @pytest.mark.parametrize("data", ["amazon-beauty", "ml-1m"])
-@pytest.mark.parametrize("name", MODELS)
-def test_presets_load_and_document_every_key(name, data):
-    path = preset_path(name, data)
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-    undocumented = [ln for ln in lines if "# (" not in ln]
-    assert not undocumented, f"{path.name}: keys without '# (type) meaning': {undocumented}"
+@pytest.mark.parametrize("name", BASELINES)
+def test_baseline_presets_share_tim4recs_sizes(name, data):
+    """TiM4Rec §4.1.4: d = 64 and two layers for every baseline (documented keys, history length
+    and dropout: tests/test_model_contract.py)."""
     cfg = load_config(name, data)
     assert cfg.model.d_model == 64 and cfg.model.n_layers == 2
-    assert cfg.model.max_len == (200 if data == "ml-1m" else 50)
-    assert cfg.model.dropout == (0.2 if data == "ml-1m" else 0.4)
-    assert cfg.train.objective in get_model_class(name).objectives
-    assert cfg.train.objective == ("cloze" if name == "bert4rec" else "last")
+
+
+def test_bert4rec_target_cloze_lowers_next_item_ce():
+    """Cloze on the target (the default, unlike RecBole's history-only cloze) trains the next-item
+    scores: 20 Adam steps on "next item = current + 1" lower their cross-entropy."""
+    torch.manual_seed(0)
+    model = make("bert4rec")
+    batch = make_batch(b=32, successor=True)
+
+    def next_item_ce():
+        model.eval()
+        ce = F.cross_entropy(model.full_sort_predict(batch), batch["target"]).item()
+        model.train()
+        return ce
+
+    before = next_item_ce()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(20):
+        loss = model.calculate_loss(batch, "cloze")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = next_item_ce()
+    print("bert4rec next-item CE", before, "->", after)
+    assert after < 0.8 * before

@@ -4,11 +4,9 @@ diverging losses, guarded checkpoints, resume overrides, dataset fingerprints.""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import pytest
 import torch
-from torch import nn
 
 from ssmlab.cli import main
 from ssmlab.config import build_config
@@ -19,7 +17,6 @@ from ssmlab.metrics import (
     full_ranking_metrics,
     target_ranks,
 )
-from ssmlab.models import REGISTRY, ModelConfig, SequentialRecommender
 from ssmlab.train import Trainer, load_checkpoint
 from ssmlab.train.checkpoint import nonfinite_tensors
 from ssmlab.train.trainer import DivergenceError
@@ -66,29 +63,10 @@ def test_accumulator_refuses_non_finite_scores_by_default():
     assert math.isfinite(lenient.compute()["ndcg@5"])
 
 
-# -- shared helpers: a tiny GRU model and a small CSV dataset ------------------------------------
-@dataclass
-class TinyConfig(ModelConfig):
-    d_model: int = 8
-    n_layers: int = 1
-    dropout: float = 0.0
-    max_len: int = 12
-
-
-class TinyGRU(SequentialRecommender):
-    config_class = TinyConfig
-
-    def __init__(self, config: TinyConfig, n_items: int):
-        super().__init__(config, n_items)
-        self.gru = nn.GRU(config.d_model, config.d_model, batch_first=True)
-
-    def encode(self, batch):
-        return self.gru(self.item_embedding(batch["item_seq"]))[0]  # (b l d)
-
-
+# -- shared helpers: the tiny GRU model of conftest and a small CSV dataset ----------------------
 @pytest.fixture(autouse=True)
-def tiny_registered(monkeypatch):
-    monkeypatch.setitem(REGISTRY, "tinyrel", f"{__name__}:TinyGRU")
+def tiny_registered(register_model):
+    register_model("tinyrel")
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +79,7 @@ def dataset():
 def make_trainer(dataset, output=None, **train):
     train = {"epochs": 3, "batch_size": 32, "eval_batch_size": 16, "lr": 1e-2, "seed": 7,
              "objective": "last", "progress": False, **train}  # fmt: skip
-    config = build_config("tinyrel", [{"train": train}])
+    config = build_config("tinyrel", [{"model": {"dropout": 0.0}, "train": train}])
     return Trainer(config, dataset=dataset, output=output, device="cpu", verbose=False)
 
 

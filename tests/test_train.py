@@ -6,46 +6,23 @@ import json
 import math
 import sys
 from collections import Counter
-from dataclasses import dataclass
 
 import pytest
 import torch
-from torch import nn
+from conftest import TinyConfig, TinyGRU
 
 from ssmlab.config import build_config
 from ssmlab.data import load_dataset
 from ssmlab.metrics import full_ranking_metrics
-from ssmlab.models import REGISTRY, ModelConfig, SequentialRecommender
+from ssmlab.models import model_names
 from ssmlab.train import NonFiniteLossError, Trainer, evaluate, load_checkpoint
 from ssmlab.train.checkpoint import atomic_save
 from ssmlab.train.evaluation import batch_layout
 
 
-@dataclass
-class TinyConfig(ModelConfig):
-    d_model: int = 8
-    n_layers: int = 1
-    dropout: float = 0.1
-    max_len: int = 12
-
-
-class TinyGRU(SequentialRecommender):
-    """Embedding -> dropout -> GRU: causal, right padding only follows real items."""
-
-    config_class = TinyConfig
-
-    def __init__(self, config: TinyConfig, n_items: int):
-        super().__init__(config, n_items)
-        self.drop = nn.Dropout(config.dropout)
-        self.gru = nn.GRU(config.d_model, config.d_model, batch_first=True)
-
-    def encode(self, batch):
-        return self.gru(self.drop(self.item_embedding(batch["item_seq"])))[0]  # (b l d)
-
-
 @pytest.fixture(autouse=True)
-def tiny_registered(monkeypatch):
-    monkeypatch.setitem(REGISTRY, "tinygru", f"{__name__}:TinyGRU")
+def tiny_registered(register_model):
+    register_model("tinygru")
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +244,7 @@ def test_all_objective_trains(dataset):
     assert all(0.0 <= v <= 1.0 for v in result["test"].values())
 
 
-@pytest.mark.parametrize("name", sorted(set(REGISTRY) - {"tinygru"}))
+@pytest.mark.parametrize("name", model_names())
 def test_every_registered_model_trains_with_its_toy_defaults(name, dataset):
     from ssmlab.config import load_config
 

@@ -3,30 +3,26 @@
 >>> from ssmlab.models import build_model
 >>> model = build_model("tim4rec", n_items=100, d_model=32)  # doctest: +SKIP
 
-Every model subclasses :class:`~ssmlab.models.base.SequentialRecommender` and names its config
-dataclass in ``config_class``. Modules are imported only when their model is asked for.
+Every model subclasses :class:`~ssmlab.models.base.SequentialRecommender`, names its config
+dataclass in ``config_class`` and registers itself with ``@register("name")``. Every module of
+this package is imported here, so a new model file is found without a list to edit.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
-from ssmlab.models.base import ModelConfig, SequentialRecommender
+from ssmlab.models.base import (
+    REGISTRY,
+    ModelConfig,
+    SequentialRecommender,
+    canonical_name,
+    register,
+)
 
-# registry name -> "module:Class"
-REGISTRY: dict[str, str] = {
-    "sasrec": "ssmlab.models.sasrec:SASRec",
-    "tisasrec": "ssmlab.models.tisasrec:TiSASRec",
-    "gru4rec": "ssmlab.models.gru4rec:GRU4Rec",
-    "bert4rec": "ssmlab.models.bert4rec:BERT4Rec",
-    "caser": "ssmlab.models.caser:Caser",
-    "lrurec": "ssmlab.models.lrurec:LRURec",
-    "mamba4rec": "ssmlab.models.mamba4rec:Mamba4Rec",
-    "ssd4rec": "ssmlab.models.ssd4rec:SSD4Rec",
-    "ssd4rec_star": "ssmlab.models.ssd4rec_star:SSD4RecStar",
-    "tim4rec": "ssmlab.models.tim4rec:TiM4Rec",
-    "ss4rec": "ssmlab.models.ss4rec:SS4Rec",
-}
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def model_names() -> list[str]:
@@ -35,11 +31,10 @@ def model_names() -> list[str]:
 
 def get_model_class(name: str) -> type[SequentialRecommender]:
     """The class registered as ``name``; unknown names list the known ones."""
-    key = name.lower().replace("-", "_")
+    key = canonical_name(name)
     if key not in REGISTRY:
         raise KeyError(f"unknown model {name!r}; known models: {', '.join(model_names())}")
-    module, cls = REGISTRY[key].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return REGISTRY[key]
 
 
 def build_model(
@@ -59,6 +54,8 @@ __all__ = [
     "ModelConfig",
     "SequentialRecommender",
     "build_model",
+    "canonical_name",
     "get_model_class",
     "model_names",
+    "register",
 ]

@@ -33,6 +33,22 @@ from torch import nn
 from ssmlab.layers.linear_ce import linear_cross_entropy
 
 OBJECTIVES = ("last", "all")
+REGISTRY: dict[str, type[SequentialRecommender]] = {}  # filled by @register in each model file
+
+
+def canonical_name(name: str) -> str:
+    """The registry key of a model name: lower case, ``-`` read as ``_``."""
+    return name.lower().replace("-", "_")
+
+
+def register(name: str):
+    """Class decorator: ``@register("sasrec")`` makes the model buildable by that name."""
+
+    def add(cls: type[SequentialRecommender]) -> type[SequentialRecommender]:
+        REGISTRY[canonical_name(name)] = cls
+        return cls
+
+    return add
 
 
 @dataclass
@@ -58,12 +74,19 @@ class SequentialRecommender(nn.Module):
 
     Subclasses implement :meth:`encode`; everything else is shared.
     ``causal`` says whether output position t depends only on inputs <= t (then the
-    all-positions objective is valid).
+    all-positions objective is valid); ``uses_time`` whether the model reads ``time_seq``.
     """
 
     config_class: type[ModelConfig] = ModelConfig
     causal: bool = True
     objectives: tuple[str, ...] = OBJECTIVES
+    uses_time: bool = False
+
+    @classmethod
+    def objectives_for(cls, config: ModelConfig) -> tuple[str, ...]:
+        """The objectives a model built from ``config`` trains with, known without building it
+        (``ssmlab.config`` picks ``train.objective`` from them); default: ``objectives``."""
+        return tuple(cls.objectives)
 
     def __init__(self, config: ModelConfig, n_items: int):
         super().__init__()

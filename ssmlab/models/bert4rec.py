@@ -20,7 +20,7 @@ from torch import nn
 
 from ssmlab.layers.attention import TransformerBlock, attention_mask
 from ssmlab.layers.ffn import recbole_init
-from ssmlab.models.base import ModelConfig, SequentialRecommender, gather_last
+from ssmlab.models.base import ModelConfig, SequentialRecommender, gather_last, register
 from ssmlab.models.sasrec import check_item_seq, check_transformer_fields
 
 CLOZES = ("target", "recbole")
@@ -84,6 +84,7 @@ def append_item(
     return seq, new_len
 
 
+@register("bert4rec")
 class BERT4Rec(SequentialRecommender):
     """Bidirectional Transformer encoder (RecBole's BERT4Rec) with a cloze objective.
 

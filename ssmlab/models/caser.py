@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssmlab.models.base import ModelConfig, SequentialRecommender
+from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 
 LAYOUTS = ("right_aligned", "recbole")
 
@@ -65,6 +65,7 @@ def last_items(item_seq: torch.Tensor, item_seq_len: torch.Tensor, window: int) 
     return item_seq.gather(1, index.clamp(min=0)) * (index >= 0)
 
 
+@register("caser")
 class Caser(SequentialRecommender):
     """Caser: vertical conv (n_v filters of size L x 1) and horizontal convs (n_h filters of each
     height 1..L, width d, ReLU, max-pooled over time) on the L x d embedding matrix of the last L

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ssmlab.models.base import ModelConfig, SequentialRecommender
+from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 
 
 @dataclass
@@ -32,6 +32,7 @@ class GRU4RecConfig(ModelConfig):
             raise ValueError(f"GRU4RecConfig: hidden_size must be > 0, got {self.hidden_size}")
 
 
+@register("gru4rec")
 class GRU4Rec(SequentialRecommender):
     """Embedding -> dropout -> ``n_layers``-layer GRU (bias-free) -> Linear(hidden, d).
 

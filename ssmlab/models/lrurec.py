@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssmlab.layers.ffn import FeedForward
-from ssmlab.models.base import ModelConfig, SequentialRecommender
+from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 from ssmlab.ssm import linear_scan
 
 SCANS = ("parallel", "loop")
@@ -113,6 +113,7 @@ class LRULayer(nn.Module):
         return self.norm(x + self.dropout(y))
 
 
+@register("lrurec")
 class LRURec(SequentialRecommender):
     """LRURec: E_item -> Dropout -> LayerNorm (no positions: the recurrence orders the items),
     ``n_layers`` x (:class:`LRULayer` -> FFN with residual + LN); scores = h · E_item + b_item.

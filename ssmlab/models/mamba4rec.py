@@ -15,7 +15,7 @@ from torch import nn
 
 from ssmlab.layers.ffn import FeedForward, recbole_init
 from ssmlab.layers.mamba import MambaBlock
-from ssmlab.models.base import ModelConfig, SequentialRecommender
+from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 
 
 @dataclass
@@ -70,6 +70,7 @@ class MambaLayer(nn.Module):
         return self.ffn(h)
 
 
+@register("mamba4rec")
 class Mamba4Rec(SequentialRecommender):
     """Item embedding -> Dropout -> LayerNorm -> n_layers x (Mamba, Add & Norm, FFN).
 

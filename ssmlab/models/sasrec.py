@@ -19,7 +19,7 @@ from torch import nn
 
 from ssmlab.layers.attention import TransformerBlock, attention_mask
 from ssmlab.layers.ffn import ACTIVATIONS, recbole_init
-from ssmlab.models.base import ModelConfig, SequentialRecommender
+from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 
 
 @dataclass
@@ -67,6 +67,7 @@ def check_item_seq(item_seq: torch.Tensor, max_len: int, name: str) -> None:
         )
 
 
+@register("sasrec")
 class SASRec(SequentialRecommender):
     """SASRec as in RecBole: E_item + P (learned absolute positions), LayerNorm, dropout, then
     ``n_layers`` causal :class:`~ssmlab.layers.attention.TransformerBlock`; the output at position

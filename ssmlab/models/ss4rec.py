@@ -20,7 +20,7 @@ from torch import nn
 from ssmlab.layers.ffn import recbole_init
 from ssmlab.layers.mamba import MambaBlock
 from ssmlab.layers.s5 import S5Block
-from ssmlab.models.base import ModelConfig, SequentialRecommender, gather_last
+from ssmlab.models.base import ModelConfig, SequentialRecommender, gather_last, register
 from ssmlab.ssm.discretize import METHODS, NORMS
 
 
@@ -139,6 +139,7 @@ def query_gaps(item_seq, time_seq, item_seq_len=None, at_time=None, target_times
     return (nxt - time_seq).clamp(min=0).masked_fill(item_seq == 0, 0)
 
 
+@register("ss4rec")
 class SS4Rec(SequentialRecommender):
     """Item embedding -> n_layers x (time-aware S5, Add & Norm, S6, Add & Norm) -> last position.
 
@@ -156,6 +157,7 @@ class SS4Rec(SequentialRecommender):
     config_class = SS4RecConfig
     causal = True
     objectives = ("last", "all")
+    uses_time = True
 
     def __init__(self, config: SS4RecConfig, n_items: int):
         super().__init__(config, n_items)

@@ -18,7 +18,7 @@ from torch import nn
 
 from ssmlab.layers.bissd import BiSSDBlock
 from ssmlab.layers.ffn import recbole_init
-from ssmlab.models.base import ModelConfig, SequentialRecommender
+from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 
 
 @dataclass
@@ -81,6 +81,7 @@ def last_positions(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return ends.nonzero().squeeze(-1)
 
 
+@register("ssd4rec")
 class SSD4Rec(SequentialRecommender):
     """Embedding (row 0 = mask token) -> [Dropout -> LN] -> n_layers x BiSSDBlock.
 

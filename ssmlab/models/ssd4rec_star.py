@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ssmlab.models.base import register
 from ssmlab.models.tim4rec import TiM4Rec, TiM4RecConfig
 
 
@@ -30,6 +31,7 @@ class SSD4RecStarConfig(TiM4RecConfig):
             )
 
 
+@register("ssd4rec_star")
 class SSD4RecStar(TiM4Rec):
     """Embedding -> Dropout -> LN -> n_layers x (SSD block, Add & Norm, FFN); causal.
 
@@ -38,3 +40,4 @@ class SSD4RecStar(TiM4Rec):
     """
 
     config_class = SSD4RecStarConfig
+    uses_time = False

@@ -19,7 +19,7 @@ from torch import nn
 from ssmlab.layers.ffn import FeedForward, recbole_init
 from ssmlab.layers.norm import PrefixLayerNorm
 from ssmlab.layers.ssd import TIME_MLPS, SSDBlock, TimeAwareSSDBlock
-from ssmlab.models.base import ModelConfig, SequentialRecommender
+from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 from ssmlab.ssm.discretize import time_gap_to_dt
 from ssmlab.ssm.ssd import time_deltas
 
@@ -145,6 +145,7 @@ class TiSSDLayer(nn.Module):
         return self.ffn(h), time_feat
 
 
+@register("tim4rec")
 class TiM4Rec(SequentialRecommender):
     """Embedding -> Dropout -> LN; gaps 𝒟 -> Dropout -> LN over positions; time-aware SSD layers.
 
@@ -156,7 +157,8 @@ class TiM4Rec(SequentialRecommender):
     and normalizes 𝒟 with statistics of the whole row: outputs at t read the gaps after t, so
     ``causal`` is False and only the last-position objective is offered. ``time_mlp="causal"``
     (masked lower-triangular maps, prefix gate, ``PrefixLayerNorm``) is causal and also trains
-    with the all-positions objective. ``causal``/``objectives`` are set per instance.
+    with the all-positions objective. ``causal`` is set per instance, ``objectives`` by
+    :meth:`objectives_for`.
 
     Note: the authors take gaps from RecBole's right-padded timestamp list, so the first padding
     position holds 0 - t_last (a huge negative gap) that dominates the LayerNorm over
@@ -171,11 +173,18 @@ class TiM4Rec(SequentialRecommender):
     """
 
     config_class = TiM4RecConfig
+    uses_time = True
+
+    @classmethod
+    def objectives_for(cls, config: TiM4RecConfig) -> tuple[str, ...]:
+        """The objective "all" needs a causal model: the causal time path, or no time path."""
+        causal = (not config.use_time) or config.time_mlp == "causal"
+        return ("last", "all") if causal else ("last",)
 
     def __init__(self, config: TiM4RecConfig, n_items: int):
         super().__init__(config, n_items)
-        self.causal = (not config.use_time) or config.time_mlp == "causal"
-        self.objectives = ("last", "all") if self.causal else ("last",)
+        self.objectives = self.objectives_for(config)
+        self.causal = "all" in self.objectives
         self.n_heads = config.expand * config.d_model // config.head_dim
         self.emb_dropout = nn.Dropout(config.dropout)
         self.emb_norm = nn.LayerNorm(config.d_model, eps=config.norm_eps)

@@ -28,7 +28,7 @@ from ssmlab.layers.attention import (
     tisasrec_interval_matrix,
 )
 from ssmlab.layers.ffn import ACTIVATIONS, recbole_init
-from ssmlab.models.base import ModelConfig, SequentialRecommender
+from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 from ssmlab.models.sasrec import check_item_seq
 
 VARIANTS = ("original", "baseline")
@@ -73,6 +73,7 @@ class TiSASRecConfig(ModelConfig):
             )
 
 
+@register("tisasrec")
 class TiSASRec(SequentialRecommender):
     """TiSASRec: item embeddings x sqrt(d) (no position added to the input); each layer attends
     with keys k_j + P^K_j + R^K_ij and values v_j + P^V_j + R^V_ij, where P are absolute position
@@ -110,6 +111,7 @@ class TiSASRec(SequentialRecommender):
     config_class = TiSASRecConfig
     causal = True
     objectives = ("last", "all")
+    uses_time = True
 
     def __init__(self, config: TiSASRecConfig, n_items: int):
         super().__init__(config, n_items)

@@ -62,6 +62,7 @@ def run(
 ) -> dict:
     """Train RecBole's SASRec on the exported file; time each epoch; evaluate valid and test."""
     import numpy as np
+    import torch
 
     for name, alias in (("float", float), ("int", int), ("bool", bool)):  # old numpy aliases
         if not hasattr(np, name):
@@ -120,11 +121,12 @@ def run(
     train_data, valid_data, test_data = data_preparation(config, dataset)
     model = SASRec(config, train_data.dataset).to(config["device"])
     trainer = Trainer(config, model)
-    epoch_seconds, valid, valid_per_epoch = [], None, []
+    epoch_seconds, cpu_seconds, valid, valid_per_epoch = [], [], None, []
     for epoch in range(epochs):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         loss = trainer._train_epoch(train_data, epoch, show_progress=False)
         epoch_seconds.append(time.perf_counter() - start)
+        cpu_seconds.append(time.process_time() - cpu)  # all threads of this process
         start = time.perf_counter()
         scores = trainer.evaluate(valid_data, load_best_model=False)
         valid = {k: float(v) for k, v in scores.items()}
@@ -140,6 +142,8 @@ def run(
         "data": data,
         "epochs": epochs,
         "train_seconds_per_epoch": epoch_seconds,
+        "train_cpu_seconds_per_epoch": cpu_seconds,
+        "torch_threads": torch.get_num_threads(),
         "valid": valid,
         "test": test,
         "valid_per_epoch": valid_per_epoch,
@@ -182,6 +186,7 @@ def compare(
     best = max(range(len(curve)), key=curve.__getitem__)
     target = curve[best]
     peer_time = sum(peer["train_seconds_per_epoch"][: best + 1])
+    peer_cpu = peer.get("train_cpu_seconds_per_epoch")  # runs before 2026-12-01 lack it
     dataset = load_dataset(data)
     st = peer["settings"]
     overrides = [
@@ -199,8 +204,10 @@ def compare(
     ]
     path = results / f"peer-recbole-{data}.json"
     ours = {}  # runs of earlier invocations against the same RecBole run are kept
-    if path.is_file() and json.loads(path.read_text())["recbole"]["best_valid_ndcg@10"] == target:
-        ours = json.loads(path.read_text())["ssmlab"]
+    old = json.loads(path.read_text()) if path.is_file() else None
+    same_cpu = old is not None and old["machine"]["cpu"] == machine_info("cpu")["cpu"]
+    if same_cpu and old["recbole"]["best_valid_ndcg@10"] == target:
+        ours = old["ssmlab"]
         for key, run in ours.items():  # reports written before runs carried these keys
             run.setdefault("objective", key)
             run.setdefault("overrides", [])
@@ -216,10 +223,15 @@ def compare(
         trainer.add_callback("on_epoch_end", stop_at(target))
         result = trainer.fit()
         seconds = [e["train_seconds"] for e in trainer.history]  # evaluation excluded
+        cpu = [e["train_cpu_seconds"] for e in trainer.history]
         valid = [e["valid"]["ndcg@10"] for e in trainer.history]
         reached = next(
             (
-                {"epoch": i + 1, "train_seconds": round(sum(seconds[: i + 1]), 3)}
+                {
+                    "epoch": i + 1,
+                    "train_seconds": round(sum(seconds[: i + 1]), 3),
+                    "train_cpu_seconds": round(sum(cpu[: i + 1]), 3),
+                }
                 for i, v in enumerate(valid)
                 if v >= target
             ),
@@ -231,6 +243,7 @@ def compare(
             "overrides": list(extra),
             "max_epochs": max_epochs,
             "train_seconds_per_epoch": seconds,
+            "train_cpu_seconds_per_epoch": cpu,
             "valid_ndcg@10_per_epoch": valid,
             "reached": reached,
             "test": result["test"],
@@ -251,6 +264,9 @@ def compare(
             "best_epoch": best + 1,
             "best_valid_ndcg@10": target,
             "train_seconds_to_best": peer_time,
+            "train_cpu_seconds_per_epoch": peer_cpu,
+            "train_cpu_seconds_to_best": sum(peer_cpu[: best + 1]) if peer_cpu else None,
+            "torch_threads": peer.get("torch_threads"),
             "test": peer["test"],
             "settings": st,
         },
@@ -271,6 +287,10 @@ def stop_at(target: float):
             trainer.stopped = True
 
     return on_epoch
+
+
+def _num(value, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def peer_markdown(r: dict) -> str:
@@ -294,14 +314,16 @@ def peer_markdown(r: dict) -> str:
         f"NDCG@10 ({rb['best_valid_ndcg@10']:.4f}, epoch {rb['best_epoch']}) is the target.",
         "",
         "| run | s / epoch (mean) | epochs | valid N@10 per epoch | training s to "
-        "target | speed-up to target | test N@10 (end) |",
-        "| --- | ---: | ---: | --- | ---: | ---: | ---: |",
+        "target | speed-up to target | CPU s to target | speed-up (CPU s) | test N@10 (end) |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
+    rb_cpu = rb.get("train_cpu_seconds_to_best")
     lines.append(
         f"| RecBole SASRec (prefix rows) | {mean(rb['train_seconds_per_epoch']):.1f} | "
         f"{len(rb['train_seconds_per_epoch'])} | "
         f"{', '.join(f'{v:.4f}' for v in rb['valid_ndcg@10_per_epoch'])} | "
-        f"{rb['train_seconds_to_best']:.1f} | 1x | {rb['test']['ndcg@10']:.4f} |"
+        f"{rb['train_seconds_to_best']:.1f} | 1x | {_num(rb_cpu)} | {'1x' if rb_cpu else '–'} | "
+        f"{rb['test']['ndcg@10']:.4f} |"
     )
     for o in r["ssmlab"].values():
         objective = o["objective"]
@@ -310,6 +332,8 @@ def peer_markdown(r: dict) -> str:
             f"{reached['train_seconds']:.1f}" if reached else f"not within {o['max_epochs']} epochs"
         )
         speed = f"{rb['train_seconds_to_best'] / reached['train_seconds']:.1f}x" if reached else "–"
+        cpu = (reached or {}).get("train_cpu_seconds")
+        cpu_speed = f"{rb_cpu / cpu:.1f}x" if rb_cpu and cpu else "–"
         label = "prefix rows, as RecBole" if objective == "last" else "all positions"
         if o["overrides"]:
             label += "; " + ", ".join(o["overrides"])
@@ -318,12 +342,15 @@ def peer_markdown(r: dict) -> str:
             f"{mean(o['train_seconds_per_epoch']):.1f} | "
             f"{len(o['train_seconds_per_epoch'])} | "
             f"{', '.join(f'{v:.4f}' for v in o['valid_ndcg@10_per_epoch'])} | {to} | "
-            f"{speed} | {o['test']['ndcg@10']:.4f} |"
+            f"{speed} | {_num(cpu)} | {cpu_speed} | {o['test']['ndcg@10']:.4f} |"
         )
     lines += [
         "",
         "The ssmlab runs stop at the first epoch whose valid NDCG@10 reaches the target; "
-        "their test N@10 is that of the best valid epoch so far.",
+        "their test N@10 is that of the best valid epoch so far. CPU s = the process's CPU "
+        f"time (all its threads; RecBole {rb.get('torch_threads') or '?'} torch thread(s), "
+        f"ssmlab {r['torch_threads']}): unlike wall time it does not grow when other jobs "
+        "share the cores.",
         "",
     ]
     return "\n".join(lines)

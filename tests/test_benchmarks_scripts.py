@@ -243,6 +243,8 @@ def test_peer_compare_writes_report(tmp_path):
     }
     fake = {
         "train_seconds_per_epoch": [100.0, 100.0],
+        "train_cpu_seconds_per_epoch": [80.0, 90.0],
+        "torch_threads": 1,
         "test": {"ndcg@10": 0.1},
         "valid_per_epoch": [{"ndcg@10": 0.05}, {"ndcg@10": 0.02}],
         "settings": settings,
@@ -259,6 +261,7 @@ def test_peer_compare_writes_report(tmp_path):
     assert (
         report["recbole"]["best_epoch"] == 1 and report["recbole"]["train_seconds_to_best"] == 100
     )
+    assert report["recbole"]["train_cpu_seconds_to_best"] == 80
     (ours,) = report["ssmlab"].values()
     assert 1 <= len(ours["train_seconds_per_epoch"]) <= 2
     assert len(ours["valid_ndcg@10_per_epoch"]) == len(ours["train_seconds_per_epoch"])
@@ -266,7 +269,8 @@ def test_peer_compare_writes_report(tmp_path):
         assert ours["valid_ndcg@10_per_epoch"][ours["reached"]["epoch"] - 1] >= 0.05
         assert ours["reached"]["epoch"] == len(ours["train_seconds_per_epoch"])
     md = (tmp_path / "res" / "peer-recbole-toy.md").read_text()
-    assert "| RecBole SASRec (prefix rows) | 100.0 | 2 |" in md
+    assert "| RecBole SASRec (prefix rows) | 100.0 | 2 |" in md and "| 80.0 | 1x |" in md
+    assert len(ours["train_cpu_seconds_per_epoch"]) == len(ours["train_seconds_per_epoch"])
     assert "`all`: all positions; model.d_model=16" in md
     again = peer.compare(
         "toy",
@@ -279,12 +283,16 @@ def test_peer_compare_writes_report(tmp_path):
     assert len(again["ssmlab"]) == 2  # runs against the same RecBole result accumulate
     # the stand-in RecBole file has a few settings and metrics; RecBole's own has them all
     opaque = ("recbole.settings", "recbole.test")
-    committed = json.loads((RESULTS / "peer-recbole-ml-100k.json").read_text())
+    committed = json.loads((RESULTS / "peer-recbole-amazon-beauty.json").read_text())
     assert_keys_as_committed(
         again,
         committed,
         maps=("ssmlab",),
-        optional=("ssmlab.*.reached.epoch", "ssmlab.*.reached.train_seconds"),
+        optional=(
+            "ssmlab.*.reached.epoch",
+            "ssmlab.*.reached.train_seconds",
+            "ssmlab.*.reached.train_cpu_seconds",
+        ),
         opaque=opaque,
     )
 

@@ -138,10 +138,11 @@ class Trainer:
             self.output.mkdir(parents=True, exist_ok=True)
             (self.output / "config.yaml").write_text(self.config.to_yaml())
         while not self.stopped and self.epoch < tc.epochs:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             train_loss = self.train_epoch()
             self.epoch += 1
             train_seconds = time.perf_counter() - start
+            train_cpu_seconds = time.process_time() - cpu_start  # all threads of this process
             valid = None
             if self.epoch % tc.eval_every == 0 or self.epoch == tc.epochs:
                 valid = self.evaluate("valid")
@@ -157,6 +158,7 @@ class Trainer:
                 f"best_{tc.metric}": best,
                 "seconds": round(time.perf_counter() - start, 3),
                 "train_seconds": round(train_seconds, 3),
+                "train_cpu_seconds": round(train_cpu_seconds, 3),
                 "eval_seconds": round(eval_seconds, 3),
             }
             self.history.append(record)

@@ -93,3 +93,17 @@ def test_read_reproduction_and_histories(tmp_path):
     assert read_histories(tmp_path, got, seed=1) == {}
     with pytest.raises(KeyError, match=r"no section 'ml-1m'; have \['beauty'\]"):
         read_reproduction(tmp_path, "ml-1m")
+
+
+def test_paper_table3_reads_the_csv():
+    from ssmlab.bench.report import paper_table3
+
+    table = paper_table3()
+    assert sorted(table) == ["amazon-beauty", "kuairand", "ml-1m"]
+    beauty = paper_table3("amazon-beauty")
+    assert len(beauty) == 9 and beauty["tim4rec"]["ndcg@10"] == 0.0446  # bold in the paper
+    assert beauty["sasrec"]["hr@10"] == 0.0851 and beauty["ssd4rec_star"]["mrr@50"] == 0.0347
+    assert table["ml-1m"]["caser"]["hr@10"] == 0.2156 and table["kuairand"]["tim4rec"]["mrr@50"]
+    assert all(len(row) == 9 for models in table.values() for row in models.values())
+    with pytest.raises(KeyError, match=r"no 'ml-100k'; it has \['amazon-beauty'"):
+        paper_table3("ml-100k")

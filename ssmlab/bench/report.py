@@ -329,12 +329,33 @@ def read_histories(folder: Path | str, rows: dict[str, dict], seed: int = 0) -> 
     return histories
 
 
+TABLE3_CSV = Path(__file__).with_name("tim4rec_table3.csv")
+
+
+def paper_table3(data: str | None = None) -> dict:
+    """[TiM4Rec Table 3] from ``tim4rec_table3.csv``: data -> model -> metric -> value (metrics
+    hr/ndcg/mrr @ 10/20/50; models caser ... tim4rec, ssd4rec_star = SSD4Rec*); with ``data``
+    only that dataset's models. Raises with the datasets there are for an unknown one."""
+    lines = [ln for ln in TABLE3_CSV.read_text().splitlines() if ln and not ln.startswith("#")]
+    header, *rows = (ln.split(",") for ln in lines)
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for name, metric, *values in rows:
+        for model, value in zip(header[2:], values):
+            table.setdefault(name, {}).setdefault(model, {})[metric] = float(value)
+    if data is None:
+        return table
+    if data not in table:
+        raise KeyError(f"TiM4Rec Table 3 has no {data!r}; it has {sorted(table)}")
+    return table[data]
+
+
 __all__ = [
     "PAPER_TABLE5",
     "RATIOS",
     "efficiency_markdown",
     "epoch_markdown",
     "kernels_markdown",
+    "paper_table3",
     "ratios",
     "read_histories",
     "read_reproduction",

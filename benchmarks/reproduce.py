@@ -11,9 +11,10 @@ d = 64, 2 layers, batch 2048, Adam 1e-3, CE over all items, objective ``"last"``
 augmentation; BERT4Rec its own cloze objective), early stopping on valid NDCG@10 with the preset's
 patience, then the best weights are tested (full ranking, leave-one-out). A model without a preset
 for the dataset takes its ML-1M preset with the paper's dropout and max_len for that dataset
-(TiM4Rec §4.1.4; see :func:`experiment_config`). ``--epochs`` and ``--time-budget-min`` cap a run
-(smoke or CPU runs); a capped run is marked ``converged: false``. ``--eval-users N`` evaluates on a
-fixed random sample of N users (cheaper, noisier; default: all users, the paper protocol).
+(TiM4Rec §4.1.4), the fallback ``ssmlab/configs/datasets.yaml`` declares (see
+:func:`experiment_config`). ``--epochs`` and ``--time-budget-min`` cap a run (smoke or CPU
+runs); a capped run is marked ``converged: false``. ``--eval-users N`` evaluates on a fixed random
+sample of N users (cheaper, noisier; default: all users, the paper protocol).
 
 Writes ``reproduction.json`` (merged with an existing file, so datasets can be run separately) and
 ``reproduction.md`` (per dataset: our metrics, the paper's, the relative gap) under ``--out``.
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 
 from ssmlab.bench.probe import git_info, machine_info
-from ssmlab.config import load_config, preset_path
+from ssmlab.config import load_config, preset_layers
 from ssmlab.data import Split, load_dataset
 from ssmlab.train import Trainer
 from ssmlab.train.evaluation import evaluate_tie_groups
@@ -54,15 +55,7 @@ TABLE3_MODELS = (
     "tim4rec",
 )
 ALL_MODELS = (*TABLE3_MODELS, "ss4rec")
-# TiM4Rec §4.1.4: dropout 0.4 on Amazon, 0.2 on ML-1M / KuaiRand; max_len 200 ML-1M, 50 others.
-PAPER_DATA_SETTINGS = {
-    "ml-1m": {"dropout": 0.2, "max_len": 200},
-    "amazon-beauty": {"dropout": 0.4, "max_len": 50},
-    "kuairand": {"dropout": 0.2, "max_len": 50},
-}
 PAPER_TIE_ORDER = "item"  # same-timestamp items in ascending item id, as RecBole's atomic files
-FALLBACK_PRESET_DATA = "ml-1m"  # every model has an ML-1M preset
-FALLBACK_DATASETS = (*PAPER_DATA_SETTINGS, "ml-100k")  # MovieLens-100K: ML-1M settings as they are
 METRIC_KEYS = [f"{kind}@{k}" for kind in ("hr", "ndcg", "mrr") for k in (10, 20, 50)]
 
 # TiM4Rec [TiM4Rec Table 3], transcribed from /work/shared/papers/tim4rec-paper.md (arXiv
@@ -130,20 +123,12 @@ class BudgetReached(Exception):
 
 
 def experiment_config(model: str, data: str, overrides: list[str]):
-    """The config of one run and where it came from (preset file, fallback, overrides).
-
-    The paper datasets and ML-100K fall back to the model's ML-1M preset (with the paper's
-    dropout and max_len for the dataset, none for ML-100K); other datasets (toy, csv:...) use
-    ``load_config``'s defaults.
-    """
-    if preset_path(model, data).is_file():
-        return load_config(model, data, overrides=overrides), preset_path(model, data).name
-    if data not in FALLBACK_DATASETS:
-        return load_config(model, data, overrides=overrides), "defaults (no preset)"
-    base = preset_path(model, FALLBACK_PRESET_DATA)
-    extra = [f"model.{k}={v}" for k, v in PAPER_DATA_SETTINGS.get(data, {}).items()]
-    source = f"{base.name} (fallback)" + (f" + {', '.join(extra)}" if extra else "")
-    return load_config(model, data, config_file=base, overrides=[*extra, *overrides]), source
+    """The config of one run (``load_config``) and where it came from: the model's preset for
+    ``data``, else the fallback ``ssmlab/configs/datasets.yaml`` declares (the paper datasets and
+    ML-100K: the model's ML-1M preset with the paper's dropout and max_len for the dataset, none
+    for ML-100K), else the defaults (toy, csv:...)."""
+    source = " + ".join(name for name, _ in preset_layers(model, data)) or "defaults (no preset)"
+    return load_config(model, data, overrides=overrides), source
 
 
 def subsample_users(split: Split, n_users: int | None, seed: int) -> Split:

@@ -3,7 +3,8 @@
 **Efficiency against the history length** (the TiM4Rec Table 5 / Fig. 6 analogue):
 ``ssmlab bench train [--models ...] [--lengths 50,100,200,400,800] [--batch-size B] [--steps K]
 [--eval-users N] [--device cpu|cuda] [--quick] [--out DIR]`` (or ``python
-benchmarks/efficiency.py``). For each model (its Amazon-Beauty preset, ``max_len`` set to L) and
+benchmarks/efficiency.py``). For each model (default: every registered model; its Amazon-Beauty
+config, the preset or the declared fallback, with ``max_len`` set to L) and
 each L, on synthetic sequences of full length L with Beauty's 12,101 items and increasing
 timestamps (so every position is real and the cost is that of length L):
 
@@ -63,13 +64,12 @@ from ssmlab.bench.report import (
     ratios,
     write_report,
 )
-from ssmlab.config import ConfigError, load_config, preset_path
+from ssmlab.config import ConfigError, load_config
 from ssmlab.data.batching import padded_batch
 from ssmlab.layers.linear_ce import linear_cross_entropy
 from ssmlab.models import build_model, get_model_class, model_names
 from ssmlab.train.evaluation import batch_layout, evaluate, make_optimizer
 
-MODELS = ("sasrec", "tisasrec", "mamba4rec", "ssd4rec_star", "tim4rec", "ss4rec")
 LENGTHS = (50, 100, 200, 400, 800)
 BEAUTY_ITEMS = 12_101  # [TiM4Rec Table 2]
 BEAUTY_PREFIX_ROWS = (
@@ -79,16 +79,9 @@ PRESET_DATA = "amazon-beauty"
 
 
 def cell_config(model: str, seqlen: int):
-    """The model's Beauty preset (else its ML-1M preset with Beauty's dropout), max_len = L."""
-    overrides = [f"model.max_len={seqlen}"]
-    if preset_path(model, PRESET_DATA).is_file():
-        return load_config(model, PRESET_DATA, overrides=overrides)
-    return load_config(
-        model,
-        PRESET_DATA,
-        config_file=preset_path(model, "ml-1m"),
-        overrides=["model.dropout=0.4", *overrides],
-    )
+    """The model's Beauty config (its preset, else the fallback of ``configs/datasets.yaml``: its
+    ML-1M preset with Beauty's dropout), max_len = L."""
+    return load_config(model, PRESET_DATA, overrides=[f"model.max_len={seqlen}"])
 
 
 def synthetic_batch(n_rows: int, seqlen: int, n_items: int, seed: int = 0) -> dict:
@@ -238,7 +231,7 @@ def run_model(model_name: str, args, pool) -> list[dict]:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="ssmlab bench train", description=__doc__.split("\n")[0])
-    p.add_argument("--models", default=",".join(MODELS), help="comma-separated registry names")
+    p.add_argument("--models", default="all", help="'all' or comma-separated registry names")
     p.add_argument("--lengths", default=None, help="comma-separated max_len values")
     p.add_argument(
         "--batch-size",
@@ -290,7 +283,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         p.error("--device cuda but CUDA is not available")
     cuda = args.device.startswith("cuda")
-    args.models = [m.strip().lower() for m in args.models.split(",") if m.strip()]
+    models = [m.strip().lower() for m in args.models.split(",") if m.strip()]
+    args.models = model_names() if args.models == "all" else models
     try:
         lengths = [int(x) for x in args.lengths.split(",")] if args.lengths else None
     except ValueError:
@@ -602,7 +596,6 @@ __all__ = [
     "BEAUTY_ITEMS",
     "BEAUTY_PREFIX_ROWS",
     "LENGTHS",
-    "MODELS",
     "cell_config",
     "efficiency_main",
     "epoch_main",

@@ -252,3 +252,11 @@ def test_widget_slider_drag_redraws_and_bad_names_fail():
     with pytest.raises(ValueError, match="unknown controls"):
         app.update(nope=1.0)
     assert repr(app) == "<ssmlab.viz.widgets.App 's5_decay': controls ['scale']>"
+
+
+def test_every_widget_heatmap_names_its_colour_scale():
+    for app, _ in _apps():
+        for fw in app.figures:
+            for trace in fw.data:
+                if trace.type == "heatmap" and trace.showscale is not False:
+                    assert trace.colorbar.title.text, (app, trace.name)

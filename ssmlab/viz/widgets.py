@@ -384,12 +384,14 @@ def chunk_app(L, chunk_size: int = 8, choices: Sequence[int] = (2, 4, 8, 16)) ->
 
     def redraw(chunk_size):
         diag, off = masks.chunk_split(L, chunk_size)
+        panels = {"diagonal blocks (quadratic)": diag, "off-diagonal (via states)": off}
         return [
             masks.mask_grid(
-                {"diagonal blocks (quadratic)": diag, "off-diagonal (via states)": off},
+                panels,
                 title=f"L in chunks of {chunk_size}",
                 diagonal_only=False,
                 boundaries=masks.chunk_boundaries(diag.shape[0], chunk_size),
+                ztitles=dict.fromkeys(panels, "weight"),
             )
         ]
 

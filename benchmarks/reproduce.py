@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ssmlab.bench.probe import git_info, machine_info
+from ssmlab.bench.report import paper_table3
 from ssmlab.config import load_config, preset_layers
 from ssmlab.data import Split, load_dataset
 from ssmlab.train import Trainer
@@ -58,64 +59,10 @@ ALL_MODELS = (*TABLE3_MODELS, "ss4rec")
 PAPER_TIE_ORDER = "item"  # same-timestamp items in ascending item id, as RecBole's atomic files
 METRIC_KEYS = [f"{kind}@{k}" for kind in ("hr", "ndcg", "mrr") for k in (10, 20, 50)]
 
-# TiM4Rec [TiM4Rec Table 3], transcribed from /work/shared/papers/tim4rec-paper.md (arXiv
-# 2409.16182 v3). Columns of the table: Caser, GRU4Rec, SASRec, BERT4Rec, TiSASRec, LRURec,
-# Mamba4Rec, SSD4Rec*, TiM4Rec; rows R@10, R@20, R@50, N@10, N@20, N@50, M@10, M@20, M@50
-# (R = Recall = our hr). "SSD4Rec*" is the authors' unidirectional, unpacked SSD4Rec = our
-# ssd4rec_star; the table has no line for the original SSD4Rec (bidirectional, packed) nor SS4Rec.
-_TABLE3_COLUMNS = (
-    "caser",
-    "gru4rec",
-    "sasrec",
-    "bert4rec",
-    "tisasrec",
-    "lrurec",
-    "mamba4rec",
-    "ssd4rec_star",
-    "tim4rec",
-)
-_TABLE3_ROWS = {
-    "ml-1m": {
-        "hr@10": (0.2156, 0.2985, 0.3060, 0.2800, 0.3147, 0.3002, 0.3253, 0.3199, 0.3310),
-        "hr@20": (0.3083, 0.3937, 0.4050, 0.3853, 0.4250, 0.4035, 0.4354, 0.4240, 0.4338),
-        "hr@50": (0.4515, 0.5397, 0.5455, 0.5377, 0.5608, 0.5455, 0.5707, 0.5649, 0.5770),
-        "ndcg@10": (0.1157, 0.1700, 0.1754, 0.1584, 0.1834, 0.1727, 0.1891, 0.1841, 0.1932),
-        "ndcg@20": (0.1391, 0.1941, 0.2005, 0.1852, 0.2106, 0.1987, 0.2169, 0.2104, 0.2194),
-        "ndcg@50": (0.1675, 0.2232, 0.2285, 0.2154, 0.2376, 0.2268, 0.2436, 0.2384, 0.2477),
-        "mrr@10": (0.0853, 0.1307, 0.1357, 0.1214, 0.1424, 0.1337, 0.1474, 0.1425, 0.1512),
-        "mrr@20": (0.0917, 0.1373, 0.1425, 0.1288, 0.1498, 0.1407, 0.1551, 0.1498, 0.1584),
-        "mrr@50": (0.0963, 0.1420, 0.1471, 0.1337, 0.1542, 0.1452, 0.1593, 0.1542, 0.1629),
-    },
-    "amazon-beauty": {
-        "hr@10": (0.0402, 0.0563, 0.0851, 0.0352, 0.0802, 0.0840, 0.0838, 0.0806, 0.0854),
-        "hr@20": (0.0618, 0.0856, 0.1194, 0.0563, 0.1147, 0.1191, 0.1185, 0.1146, 0.1204),
-        "hr@50": (0.1090, 0.1376, 0.1759, 0.0999, 0.1734, 0.1799, 0.1802, 0.1710, 0.1800),
-        "ndcg@10": (0.0199, 0.0297, 0.0425, 0.0172, 0.0405, 0.0427, 0.0435, 0.0423, 0.0446),
-        "ndcg@20": (0.0253, 0.0371, 0.0511, 0.0225, 0.0491, 0.0522, 0.0522, 0.0509, 0.0533),
-        "ndcg@50": (0.0346, 0.0473, 0.0623, 0.0311, 0.0605, 0.0640, 0.0644, 0.0620, 0.0651),
-        "mrr@10": (0.0138, 0.0217, 0.0294, 0.0117, 0.0282, 0.0300, 0.0311, 0.0306, 0.0321),
-        "mrr@20": (0.0153, 0.0237, 0.0317, 0.0132, 0.0306, 0.0326, 0.0335, 0.0329, 0.0345),
-        "mrr@50": (0.0167, 0.0253, 0.0335, 0.0145, 0.0325, 0.0345, 0.0354, 0.0347, 0.0363),
-    },
-    "kuairand": {
-        "hr@10": (0.0801, 0.1020, 0.1055, 0.0938, 0.1057, 0.1036, 0.1094, 0.1055, 0.1109),
-        "hr@20": (0.1344, 0.1659, 0.1704, 0.1537, 0.1710, 0.1663, 0.1768, 0.1717, 0.1774),
-        "hr@50": (0.2561, 0.3017, 0.3074, 0.2873, 0.3060, 0.3078, 0.3154, 0.3088, 0.3202),
-        "ndcg@10": (0.0395, 0.0564, 0.0584, 0.0510, 0.0590, 0.0570, 0.0608, 0.0588, 0.0611),
-        "ndcg@20": (0.0531, 0.0724, 0.0747, 0.0660, 0.0753, 0.0727, 0.0777, 0.0754, 0.0779),
-        "ndcg@50": (0.0770, 0.0911, 0.1016, 0.0923, 0.1019, 0.1005, 0.1050, 0.1024, 0.1060),
-        "mrr@10": (0.0273, 0.0428, 0.0443, 0.0382, 0.0450, 0.0431, 0.0461, 0.0449, 0.0463),
-        "mrr@20": (0.0310, 0.0471, 0.0487, 0.0422, 0.0494, 0.0473, 0.0508, 0.0494, 0.0508),
-        "mrr@50": (0.0347, 0.0513, 0.0529, 0.0464, 0.0536, 0.0517, 0.0552, 0.0536, 0.0552),
-    },
-}
-PAPER_TABLE3 = {
-    data: {
-        model: {metric: row[i] for metric, row in rows.items()}
-        for i, model in enumerate(_TABLE3_COLUMNS)
-    }
-    for data, rows in _TABLE3_ROWS.items()
-}
+# TiM4Rec [TiM4Rec Table 3] (ssmlab/bench/tim4rec_table3.csv): data -> model -> metric. "SSD4Rec*"
+# is the authors' unidirectional, unpacked SSD4Rec = our ssd4rec_star; the table has no line for
+# the original SSD4Rec (bidirectional, packed) nor SS4Rec.
+PAPER_TABLE3 = paper_table3()
 
 
 class BudgetReached(Exception):
@@ -449,7 +396,7 @@ NOTES = (
     "Metrics are test-set full-ranking hr@K (= Recall@K for one target), ndcg@K, mrr@K of the "
     "best-valid-NDCG@10 weights. 'converged' is true only when early stopping ended the run; "
     "'capped' says what cut it short ('epochs' or 'time'). Paper numbers: TiM4Rec Table 3 "
-    "(PAPER_TABLE3 in benchmarks/reproduce.py)."
+    "(ssmlab/bench/tim4rec_table3.csv)."
 )
 
 SHORT = {"hr": "R", "ndcg": "N", "mrr": "M"}

@@ -40,14 +40,13 @@
 # %%
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
 from ssmlab.bench import measure_lengths
-from ssmlab.bench.report import paper_table3, read_histories, read_reproduction
+from ssmlab.bench.report import RESULTS_DIR, paper_table3, read_histories, read_reproduction
 from ssmlab.config import load_config
 from ssmlab.data import load_dataset, toy_ceiling
 from ssmlab.layers.ssd import record_steps
@@ -458,7 +457,7 @@ assert not torch.isclose(ss4rec.calculate_loss(month_later, "last"), loss)  # ti
 # trained here: the cells read those files.
 
 # %%
-RESULTS = Path("../benchmarks/results")
+RESULTS = RESULTS_DIR  # benchmarks/results of this checkout, wherever the notebook runs
 beauty = {k: r for k, r in read_reproduction(RESULTS, "amazon-beauty").items() if r["converged"]}
 paper = paper_table3("amazon-beauty")
 curves = read_histories(RESULTS, beauty)

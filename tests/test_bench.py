@@ -93,6 +93,11 @@ def test_read_reproduction_and_histories(tmp_path):
     assert read_histories(tmp_path, got, seed=1) == {}
     with pytest.raises(KeyError, match=r"no section 'ml-1m'; have \['beauty'\]"):
         read_reproduction(tmp_path, "ml-1m")
+    with pytest.raises(FileNotFoundError, match="source checkout"):
+        read_reproduction(tmp_path / "nowhere", "beauty")
+    from ssmlab.bench.report import RESULTS_DIR
+
+    assert (RESULTS_DIR / "reproduction.json").is_file()  # this checkout's committed results
 
 
 def test_paper_table3_reads_the_csv():

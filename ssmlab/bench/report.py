@@ -303,11 +303,20 @@ def epoch_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The committed result files of a source checkout (absent from an installed wheel).
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+
+
 def read_reproduction(folder: Path | str, section: str) -> dict[str, dict]:
     """The rows of one section of ``<folder>/reproduction.json`` (``benchmarks/reproduce.py``):
     model (or labelled row) -> its record (test metrics, ``converged``, ``epochs``, ``runs`` per
     seed, ``log``). Raises with the sections there are when ``section`` is missing."""
     path = Path(folder) / "reproduction.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: the reproduction results live in benchmarks/results of a source "
+            "checkout (git clone), written by benchmarks/reproduce.py"
+        )
     results = json.loads(path.read_text())
     if section not in results:
         meta = ("settings", "machine")
@@ -352,6 +361,7 @@ def paper_table3(data: str | None = None) -> dict:
 __all__ = [
     "PAPER_TABLE5",
     "RATIOS",
+    "RESULTS_DIR",
     "efficiency_markdown",
     "epoch_markdown",
     "kernels_markdown",

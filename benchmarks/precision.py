@@ -65,7 +65,7 @@ def run_steps(model, batches, fn) -> tuple[float, float]:
     return time.process_time() - start, loss.item()
 
 
-def measure(name: str, data: str, steps: int) -> dict:
+def measure(name: str, data: str, steps: int, variants=VARIANTS) -> dict:
     config = load_config(
         name, data, overrides=["train.objective=all", "train.batch_size=256", "data.tie_order=item"]
     )
@@ -78,7 +78,7 @@ def measure(name: str, data: str, steps: int) -> dict:
         split.train_batches(layout, batch_size=256, max_len=config.max_len, seed=0, bucket=True)
     )[:steps]
     row = {"model": name, "steps": len(batches)}
-    for variant in VARIANTS:
+    for variant in variants:
         model = copy.deepcopy(base).train()
         fn = loss_fn(model, variant)
         if variant == "compile":  # the first pass compiles (and recompiles per new shape)
@@ -89,7 +89,7 @@ def measure(name: str, data: str, steps: int) -> dict:
         seconds, loss = run_steps(model, batches, fn)
         row[f"{variant}_s"], row[f"{variant}_last_loss"] = seconds, loss
         print(f"{name:10s} {variant:8s} {seconds:7.2f} CPU s, last loss {loss:.4f}", flush=True)
-    for variant in VARIANTS[1:]:
+    for variant in variants[1:]:
         row[f"{variant}_speedup"] = row["fp32_s"] / row[f"{variant}_s"]
     return row
 
@@ -113,11 +113,15 @@ def markdown(report: dict) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in report["rows"]:
+
+        def cell(key, digits=2, r=r):
+            return "–" if key not in r else f"{r[key]:.{digits}f}"
+
         lines.append(
-            f"| {r['model']} | {r['fp32_s']:.2f} | {r['bf16_s']:.2f} | {r['bf16_speedup']:.2f} | "
-            f"{r['compile_s']:.2f} | {r['compile_speedup']:.2f} | "
-            f"{r['compile_first_pass_s']:.1f} | {r['fp32_last_loss']:.4f} / "
-            f"{r['bf16_last_loss']:.4f} / {r['compile_last_loss']:.4f} |"
+            f"| {r['model']} | {cell('fp32_s')} | {cell('bf16_s')} | {cell('bf16_speedup')} | "
+            f"{cell('compile_s')} | {cell('compile_speedup')} | "
+            f"{cell('compile_first_pass_s', 1)} | {cell('fp32_last_loss', 4)} / "
+            f"{cell('bf16_last_loss', 4)} / {cell('compile_last_loss', 4)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -128,18 +132,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="sasrec,mamba4rec")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--variants", default=",".join(VARIANTS), help="fp32 first, then bf16, compile")
     p.add_argument("--quick", action="store_true", help="toy data, 3 steps (a smoke test)")
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     if args.quick:
         args.data, args.steps = "toy", 3
     torch.set_num_threads(args.threads)
-    rows = [measure(m.strip(), args.data, args.steps) for m in args.models.split(",")]
+    variants = tuple(v.strip() for v in args.variants.split(","))
+    if variants[0] != "fp32" or not set(variants) <= set(VARIANTS):
+        p.error(f"--variants: fp32 first, then any of {VARIANTS[1:]}")
+    rows = [measure(m.strip(), args.data, args.steps, variants) for m in args.models.split(",")]
     report = {
         "benchmark": "precision",
         "data": args.data,
         "machine": machine_info("cpu"),
-        "settings": {"steps": args.steps, "threads": args.threads, "models": args.models},
+        "settings": {"steps": args.steps, "threads": args.threads, "variants": list(variants)},
         "rows": rows,
     }
     write_report(Path(args.out), "precision-cpu", report, markdown(report))

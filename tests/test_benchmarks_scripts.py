@@ -375,3 +375,37 @@ def test_quick_kernels_writes_results(tmp_path, monkeypatch):
     md = (tmp_path / "kernels-cpu.md").read_text()
     assert "ssd_chunked" in md and "## Targets" in md
     assert_keys_as_committed(report, "kernels-cpu.json", maps=("summary.exponents",))
+
+
+def test_precision_quick(tmp_path):
+    precision = _load("precision")
+    argv = ["--quick", "--models", "sasrec", "--variants", "fp32,bf16", "--out", str(tmp_path)]
+    assert precision.main(argv) == 0
+    report = json.loads((tmp_path / "precision-cpu.json").read_text())
+    (row,) = report["rows"]
+    assert row["model"] == "sasrec" and row["steps"] == 3 and row["fp32_s"] > 0
+    assert row["bf16_speedup"] == row["fp32_s"] / row["bf16_s"]
+    assert abs(row["bf16_last_loss"] - row["fp32_last_loss"]) < 0.05  # same start, same batches
+    assert "| sasrec |" in (tmp_path / "precision-cpu.md").read_text()
+    with pytest.raises(SystemExit):
+        precision.main(["--quick", "--variants", "bf16"])  # fp32 is the reference: first
+
+
+def test_gap_notes_list_converged_rows_off_by_more_than_3_percent(tmp_path, monkeypatch):
+    reproduce = _load_reproduce()
+    notes = tmp_path / "notes.yaml"
+    notes.write_text("beauty:\n  sasrec: >-\n    seed 0 only,\n    more to come.\n")
+    monkeypatch.setattr(reproduce, "GAP_NOTES", notes)
+    paper = {"sasrec": {"ndcg@10": 0.0425}, "gru4rec": {"ndcg@10": 0.0297}}
+    rows = {
+        "sasrec": {"ndcg@10": 0.0400, "converged": True},  # -5.9%: explained
+        "gru4rec": {"ndcg@10": 0.0320, "converged": True},  # +7.7%: not explained yet
+        "lrurec": {"ndcg@10": 0.0430, "converged": True},  # not in this paper table
+    }
+    lines = reproduce.gap_notes("beauty", rows, paper)
+    assert lines[1] == "### Gaps over 3% in N@10 (converged rows)"
+    assert lines[3] == "- **sasrec**: N@10 0.0400 vs 0.0425 (-5.9%). seed 0 only, more to come."
+    assert lines[4].startswith("- **gru4rec**") and lines[4].endswith("not explained yet.")
+    rows["sasrec"]["converged"] = False  # capped rows are not judged
+    rows["gru4rec"]["ndcg@10"] = 0.0300  # +1.0%: within 3%
+    assert reproduce.gap_notes("beauty", rows, paper) == []

@@ -56,14 +56,9 @@ class DataConfig:
         _check(bool(self.name), "data.name", "be a non-empty dataset name", self.name)
         if self.name.startswith("csv:"):  # absolute: the run no longer depends on the cwd
             self.name = "csv:" + os.path.abspath(os.path.expanduser(self.name[4:]))
-        cols, unit = self.csv_columns, self.csv_time_unit
+        cols, unit, ties = self.csv_columns, self.csv_time_unit, self.tie_order
         _check(self.max_len is None or self.max_len > 0, "data.max_len", "be > 0", self.max_len)
-        _check(
-            self.tie_order in TIE_ORDERS,
-            "data.tie_order",
-            f"be one of {TIE_ORDERS}",
-            self.tie_order,
-        )
+        _check(ties in TIE_ORDERS, "data.tie_order", f"be one of {TIE_ORDERS}", ties)
         _check(cols is None or len(cols) == 3, "data.csv_columns", "be (user, item, time)", cols)
         _check(unit in ("s", "ms"), "data.csv_time_unit", "be 's' or 'ms'", unit)
 
@@ -112,13 +107,8 @@ class TrainConfig:
         for name in ("patience", "steps_per_epoch", "grad_clip", "divergence_factor"):
             value = getattr(self, name)
             _check(value is None or value > 0, f"train.{name}", "be > 0 or None", value)
-        stops = ("strict", "recbole")
-        _check(
-            self.early_stop in stops,
-            "train.early_stop",
-            "be 'strict' or 'recbole'",
-            self.early_stop,
-        )
+        stop = self.early_stop
+        _check(stop in ("strict", "recbole"), "train.early_stop", "be 'strict' or 'recbole'", stop)
         _check(bool(self.ks) and min(self.ks) > 0, "train.ks", "be positive cut-offs", self.ks)
         self.ks = tuple(sorted(set(self.ks)))
         kind, _, k = self.metric.partition("@")

@@ -30,7 +30,7 @@ import torch
 
 from ssmlab.config import DataConfig, ExperimentConfig, build_config, load_config, parse_overrides
 from ssmlab.data.registry import check_name
-from ssmlab.models import build_model, get_model_class
+from ssmlab.models import build_model, canonical_name, get_model_class
 from ssmlab.train import checkpoint as ckpt
 from ssmlab.train import distributed as dist_utils
 from ssmlab.train.evaluation import evaluate
@@ -130,7 +130,7 @@ def resume_config(
     (None: the run's) must be the run's."""
     saved = ckpt.load_checkpoint(output / "last.pt")["config"]
     base = ExperimentConfig.from_dict(saved)
-    if model is not None and model.lower().replace("-", "_") != base.model_name:
+    if model is not None and canonical_name(model) != base.model_name:
         raise UsageError(
             f"--model {model}: {output} holds a {base.model_name} run; --resume continues "
             "it as it is (drop --model, or start a new run in another --output)"

@@ -44,6 +44,19 @@ fi
 if [[ $queue == all || $queue == mamba ]]; then
   run --models mamba4rec "${ALL[@]}"
 fi
+if [[ $queue == all || $queue == own ]]; then  # no Table 3 row: their own papers' settings
+  run --models ss4rec "${ALL[@]}"
+  run --models ssd4rec "${LAST[@]}" --set train.batch_size=256  # packed, bidirectional
+fi
+if [[ $queue == all || $queue == ml100k ]]; then  # a sanity ranking (no paper numbers)
+  note="Converged runs on the 2-core CPU (one thread each): the ML-1M presets (max_len 200);"
+  note+=" all positions at 256 rows' worth of targets where the model allows it, else the preset's"
+  note+=" protocol; early stopping as RecBole. Replaces the capped smoke rows of 2026-11-23."
+  ml() { "$PY" benchmarks/reproduce.py --data ml-100k --threads "${THREADS:-2}" --note "$note" "$@"; }
+  ml --models sasrec,gru4rec,tisasrec,lrurec,mamba4rec,ssd4rec_star,ss4rec "${ALL[@]}"
+  ml --models tim4rec,caser,ssd4rec "${LAST[@]}"
+  ml --models bert4rec --set train.early_stop=recbole
+fi
 if [[ $queue == all || $queue == checks ]]; then  # protocol and preset sensitivity, SASRec
   run --models sasrec --label "prefix rows" "${LAST[@]}" --set train.batch_size=256
   run --models sasrec --label "dropout 0.2" "${ALL[@]}" --set model.dropout=0.2 \

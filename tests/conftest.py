@@ -48,6 +48,16 @@ def tiny_model(name: str, n_items: int = 30, **fields) -> SequentialRecommender:
     return build_model(name, n_items, config)
 
 
+def next_item_ce(model: SequentialRecommender, batch: dict) -> float:
+    """Cross-entropy of ``model``'s next-item scores for ``batch["target"]``, in eval mode
+    (dropout off); the model is left in training mode."""
+    model.eval()
+    with torch.no_grad():
+        scores = model.full_sort_predict(batch)
+    model.train()
+    return torch.nn.functional.cross_entropy(scores, batch["target"]).item()
+
+
 @dataclass
 class TinyConfig(ModelConfig):
     d_model: int = 8

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
-from conftest import tiny_model
+from conftest import next_item_ce, tiny_model
 
 from ssmlab.config import DataConfig, ExperimentConfig, TrainConfig, load_config, preset_path
 from ssmlab.models import build_model, get_model_class, model_names
@@ -151,13 +150,7 @@ def test_loss_falls(case, objective):
     lens = torch.randint(2, 11, (32,), generator=torch.Generator().manual_seed(1)).tolist()
     batch = make_batch(items, times, lens, width=10)
 
-    def next_item_ce():
-        model.eval()
-        ce = F.cross_entropy(model.full_sort_predict(batch), batch["target"]).item()
-        model.train()
-        return ce
-
-    before = next_item_ce()
+    before = next_item_ce(model, batch)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(20):
@@ -166,7 +159,7 @@ def test_loss_falls(case, objective):
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    after = next_item_ce()
+    after = next_item_ce(model, batch)
     print(case, objective, "loss", losses[0], "->", losses[-1], "| next-item CE", before, after)
     assert sum(losses[-5:]) < 0.9 * sum(losses[:5])  # cloze losses are noisy (random masks)
     if objective in ("last", "all"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_model
+from conftest import next_item_ce, tiny_model
 
 from ssmlab.config import load_config
 
@@ -170,19 +170,13 @@ def test_bert4rec_target_cloze_lowers_next_item_ce():
     model = make("bert4rec")
     batch = make_batch(b=32, successor=True)
 
-    def next_item_ce():
-        model.eval()
-        ce = F.cross_entropy(model.full_sort_predict(batch), batch["target"]).item()
-        model.train()
-        return ce
-
-    before = next_item_ce()
+    before = next_item_ce(model, batch)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(20):
         loss = model.calculate_loss(batch, "cloze")
         opt.zero_grad()
         loss.backward()
         opt.step()
-    after = next_item_ce()
+    after = next_item_ce(model, batch)
     print("bert4rec next-item CE", before, "->", after)
     assert after < 0.8 * before

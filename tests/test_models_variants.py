@@ -13,6 +13,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import next_item_ce
 
 from ssmlab.layers.attention import attention_mask, clipped_interval_matrix
 from ssmlab.models import build_model
@@ -239,20 +240,14 @@ def test_bert4rec_recbole_cloze_learns_the_next_item_of_unseen_rows():
     )  # fmt: skip
     train, held_out = _successor_rows(128, seed=0), _successor_rows(128, seed=1)
 
-    def next_item_ce():
-        model.eval()
-        ce = F.cross_entropy(model.full_sort_predict(held_out), held_out["target"]).item()
-        model.train()
-        return ce
-
-    before = next_item_ce()
+    before = next_item_ce(model, held_out)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(60):
         loss = model.calculate_loss(train, "cloze")
         opt.zero_grad()
         loss.backward()
         opt.step()
-    after = next_item_ce()
+    after = next_item_ce(model, held_out)
     print("held-out next-item CE", before, "->", after)
     assert after < 0.92 * before
 

@@ -233,10 +233,10 @@ def compare_bars(
     if relative_to is not None and relative_to not in series:
         raise ValueError(f"relative_to={relative_to!r} is not a series; have {list(series)}")
     models = list(next(iter(series.values())))
+    ref = series.get(relative_to or "", {})
     fig = go.Figure()
     for i, (label, values) in enumerate(series.items()):
         ys = [round(float(values[m]), 4) if m in values else None for m in models]
-        ref = series.get(relative_to or "", {})
         if relative_to is None or label == relative_to:
             text = ["" if y is None else f"{y:.4f}" for y in ys]
         else:

@@ -289,12 +289,10 @@ def stop_at(target: float):
     return on_epoch
 
 
-def _num(value, digits: int = 1) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
 def peer_markdown(r: dict) -> str:
     """The comparison table: per-epoch time, N@10, time to RecBole's best valid N@10."""
+    from ssmlab.bench.report import fmt_value
+
     m, rb = r["machine"], r["recbole"]
 
     def mean(xs):
@@ -322,7 +320,8 @@ def peer_markdown(r: dict) -> str:
         f"| RecBole SASRec (prefix rows) | {mean(rb['train_seconds_per_epoch']):.1f} | "
         f"{len(rb['train_seconds_per_epoch'])} | "
         f"{', '.join(f'{v:.4f}' for v in rb['valid_ndcg@10_per_epoch'])} | "
-        f"{rb['train_seconds_to_best']:.1f} | 1x | {_num(rb_cpu)} | {'1x' if rb_cpu else '–'} | "
+        f"{rb['train_seconds_to_best']:.1f} | 1x | {fmt_value(rb_cpu, 1)} | "
+        f"{'1x' if rb_cpu else '–'} | "
         f"{rb['test']['ndcg@10']:.4f} |"
     )
     for o in r["ssmlab"].values():
@@ -342,7 +341,7 @@ def peer_markdown(r: dict) -> str:
             f"{mean(o['train_seconds_per_epoch']):.1f} | "
             f"{len(o['train_seconds_per_epoch'])} | "
             f"{', '.join(f'{v:.4f}' for v in o['valid_ndcg@10_per_epoch'])} | {to} | "
-            f"{speed} | {_num(cpu)} | {cpu_speed} | {o['test']['ndcg@10']:.4f} |"
+            f"{speed} | {fmt_value(cpu, 1)} | {cpu_speed} | {o['test']['ndcg@10']:.4f} |"
         )
     lines += [
         "",

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from ssmlab.bench.probe import machine_info
-from ssmlab.bench.report import write_report
+from ssmlab.bench.report import fmt_value, write_report
 from ssmlab.config import load_config
 from ssmlab.models import build_model
 from ssmlab.train.evaluation import batch_layout, make_optimizer
@@ -115,7 +115,7 @@ def markdown(report: dict) -> str:
     for r in report["rows"]:
 
         def cell(key, digits=2, r=r):
-            return "–" if key not in r else f"{r[key]:.{digits}f}"
+            return fmt_value(r.get(key), digits)
 
         lines.append(
             f"| {r['model']} | {cell('fp32_s')} | {cell('bf16_s')} | {cell('bf16_speedup')} | "

@@ -27,7 +27,8 @@ def write_report(
     print(f"wrote {out / stem}{written}")
 
 
-def _fmt(value, digits: int = 2, scale: float = 1.0) -> str:
+def fmt_value(value, digits: int = 2, scale: float = 1.0) -> str:
+    """``scale * value`` with ``digits`` decimals, or "–" for None / NaN (a table cell)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{scale * value:.{digits}f}"
@@ -46,7 +47,8 @@ def kernels_markdown(report: dict) -> str:
             f"(torch threads: {m['torch_threads']}) · torch {m['torch']} · "
             f"device: {m['device_name']} "
             f"· ssm backend: {m['ssm_backend']} · load average (1 min) "
-            f"{_fmt(m['load_average_1m'])} before, {_fmt(m['load_average_1m_after'])} after"
+            f"{fmt_value(m['load_average_1m'])} before, "
+            f"{fmt_value(m['load_average_1m_after'])} after"
         ),
         "",
         (
@@ -74,7 +76,7 @@ def kernels_markdown(report: dict) -> str:
             for name in methods:
                 r = by.get((name, l))
                 cells.append(
-                    "skipped" if r is None or r["skipped"] else _fmt(r[key], digits, scale)
+                    "skipped" if r is None or r["skipped"] else fmt_value(r[key], digits, scale)
                 )
             lines.append(f"| {l} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -91,12 +93,12 @@ def kernels_markdown(report: dict) -> str:
         "| method | k |",
         "| --- | ---: |",
     ]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in report["summary"]["exponents"].items()]
+    lines += [f"| {k} | {fmt_value(v)} |" for k, v in report["summary"]["exponents"].items()]
     lines += ["", "## Targets", "", "| target | value | met |", "| --- | ---: | :---: |"]
     for t in report["summary"]["targets"]:
         met = {None: "report only", True: "yes", False: "NO"}[t["met"]]
         met = "n/a (not measured)" if t["value"] is None else met
-        lines.append(f"| {t['target']} | {_fmt(t['value'])} | {met} |")
+        lines.append(f"| {t['target']} | {fmt_value(t['value'])} | {met} |")
     return "\n".join(lines) + "\n"
 
 
@@ -297,8 +299,8 @@ def epoch_markdown(report: dict) -> str:
             continue
         lines.append(
             f"| {name} | {r['protocol']} | {r['objective']} | {r['batches']} | "
-            f"{_fmt(r['epoch_s'], 1)} | {_fmt(r['floor_ratio'], 2)} | "
-            f"{_fmt(r['padding_ratio'], 3)} | {_fmt(r['eval_s'], 1)} |"
+            f"{fmt_value(r['epoch_s'], 1)} | {fmt_value(r['floor_ratio'], 2)} | "
+            f"{fmt_value(r['padding_ratio'], 3)} | {fmt_value(r['eval_s'], 1)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -364,6 +366,7 @@ __all__ = [
     "RESULTS_DIR",
     "efficiency_markdown",
     "epoch_markdown",
+    "fmt_value",
     "kernels_markdown",
     "paper_table3",
     "ratios",

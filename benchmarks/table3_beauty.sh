@@ -32,8 +32,10 @@ if [[ $queue == all || $queue == b ]]; then
   run --models ssd4rec_star,tisasrec "${ALL[@]}"
   run --models tim4rec --label "causal time path" --set model.time_mlp=causal "${ALL[@]}"
   run --models bert4rec --set train.early_stop=recbole
-  run --models caser "${LAST[@]}" --set train.batch_size=2048
   run --models ssd4rec_star --seeds 0,1,2 "${ALL[@]}"
+fi
+if [[ $queue == all || $queue == caser ]]; then  # the slowest epoch (horizontal conv banks)
+  run --models caser "${LAST[@]}" --set train.batch_size=2048
 fi
 if [[ $queue == all || $queue == ties ]]; then  # the same rows with the file's same-day order
   run --models ssd4rec_star,gru4rec,lrurec,tisasrec --tie-order file "${ALL[@]}"
@@ -43,6 +45,11 @@ if [[ $queue == all || $queue == tim4rec ]]; then  # Table 3's TiM4Rec: position
 fi
 if [[ $queue == all || $queue == mamba ]]; then
   run --models mamba4rec "${ALL[@]}"
+fi
+if [[ $queue == all || $queue == seeds ]]; then  # the median of 3 seeds (deliverable 4)
+  run --models mamba4rec --seeds 0,1,2 "${ALL[@]}"
+  run --models tim4rec --label "causal time path" --set model.time_mlp=causal --seeds 0,1,2 "${ALL[@]}"
+  run --models tim4rec --seeds 0,1,2 "${LAST[@]}"
 fi
 if [[ $queue == all || $queue == own ]]; then  # no Table 3 row: their own papers' settings
   run --models ss4rec "${ALL[@]}"

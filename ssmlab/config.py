@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from ssmlab.data import load_dataset
 from ssmlab.data.preprocess import TIE_ORDERS
-from ssmlab.models import canonical_name, get_model_class
-from ssmlab.models.base import ModelConfig
+from ssmlab.models import ModelConfig, canonical_name, get_model_class
 
 SECTIONS = ("model", "data", "train")
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
@@ -39,18 +39,18 @@ def _check(ok: bool, key: str, must: str, got: Any) -> None:
 
 @dataclass
 class DataConfig:
-    """Which dataset and how sequences are cut."""
+    """Which dataset and how sequences are cut; the ``csv_*`` fields apply to ``csv:PATH``."""
 
     name: str = "toy"  # registry name: toy, ml-1m, amazon-beauty, kuairand, ml-100k, csv:PATH
     data_dir: str | None = None  # raw-data folder (else SSMLAB_DATA_DIR, see ssmlab.data)
     max_len: int | None = None  # longest history fed to the model; None: the model's max_len
     tie_order: str = "file"  # order of same-timestamp interactions: file, item, random
     tie_seed: int = 0  # seed of tie_order "random"
-    csv_columns: tuple[str | int, ...] | None = None  # csv:PATH: (user, item, time) column
-    # names, or 0-based positions with csv_header=false; None: user_id, item_id, timestamp
-    csv_sep: str = ","  # csv:PATH: field separator
-    csv_header: bool = True  # csv:PATH: the first line names the columns
-    csv_time_unit: str = "s"  # csv:PATH: times in seconds ("s") or milliseconds ("ms")
+    csv_columns: tuple[str | int, ...] | None = None  # (user, item, time) column names, or
+    # 0-based positions with csv_header=false; None: user_id, item_id, timestamp (or 0, 1, 2)
+    csv_sep: str = ","  # field separator
+    csv_header: bool = True  # the first line names the columns
+    csv_time_unit: str = "s"  # times in seconds ("s") or milliseconds ("ms")
 
     def __post_init__(self):
         _check(bool(self.name), "data.name", "be a non-empty dataset name", self.name)
@@ -64,8 +64,7 @@ class DataConfig:
 
     def load(self):
         """The ``ssmlab.data.Dataset`` this section describes."""
-        csv = {"sep": self.csv_sep, "header": self.csv_header, "time_unit": self.csv_time_unit}
-        csv |= {} if self.csv_columns is None else {"columns": self.csv_columns}
+        csv = {k.removeprefix("csv_"): v for k, v in asdict(self).items() if k.startswith("csv_")}
         kwargs = {"data_dir": self.data_dir, "tie_order": self.tie_order, "tie_seed": self.tie_seed}
         return load_dataset(self.name, **kwargs, **(csv if self.name.startswith("csv:") else {}))
 
@@ -80,8 +79,7 @@ class TrainConfig:
     eval_batch_size: int = 256  # users per evaluation batch
     epochs: int = 100  # upper bound on training epochs
     patience: int | None = 10  # evaluations without a better valid metric; None: never stop
-    early_stop: str = "strict"  # "strict": better = larger; "recbole": RecBole 1.2's rule
-    # (metric rounded to 4 decimals, ties count as better, stop after patience + 1 bad evaluations)
+    early_stop: str = "strict"  # "strict" (better = larger) or "recbole" (Trainer._update_best)
     objective: str | None = None  # "last" (prefix augmentation), "all" (every position), or a
     # model-specific one; None: load_config chooses (see configs/datasets.yaml)
     metric: str = "ndcg@10"  # validation metric for early stopping and the best checkpoint
@@ -129,11 +127,9 @@ class ExperimentConfig:
         cls = get_model_class(self.model_name)  # KeyError listing the known models
         kind, got = cls.config_class.__name__, type(self.model).__name__
         _check(isinstance(self.model, cls.config_class), "model", f"be a {kind}", got)
-        length, cap = self.data.max_len, self.model.max_len
-        if length is not None and length > cap:
-            raise ConfigError(f"data.max_len ({length}) exceeds model.max_len ({cap})")
-        objectives = cls.objectives_for(self.model)
-        if self.train.objective not in objectives:
+        if self.max_len > (cap := self.model.max_len):
+            raise ConfigError(f"data.max_len ({self.max_len}) exceeds model.max_len ({cap})")
+        if self.train.objective not in (objectives := cls.objectives_for(self.model)):
             raise ConfigError(
                 f"train.objective {self.train.objective!r} is not supported by "
                 f"{self.model_name}; choose one of {objectives}"
@@ -146,8 +142,7 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dicts/lists/scalars only (YAML- and ``weights_only``-safe)."""
-        plain = {s: json.loads(json.dumps(asdict(getattr(self, s)))) for s in SECTIONS}
-        return {"model_name": self.model_name, **plain}
+        return json.loads(json.dumps(asdict(self)))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
@@ -200,8 +195,7 @@ def load_config(
     layers += [read_yaml(config_file)] if config_file is not None else []
     layers.append(parse_overrides(overrides))
     sections = _sections(cls, layers)
-    objective = sections["train"].objective
-    if objective is None:
+    if (objective := sections["train"].objective) is None:
         supported = cls.objectives_for(sections["model"])
         objective = next((o for o in (*rows, "last") if o in supported), supported[0])
     layers.insert(2, {"train": rows.get(objective, {})})
@@ -265,8 +259,6 @@ def parse_value(text: str) -> Any:
     if s[:1] + s[-1:] in ("()", "[]") or "," in s:
         return tuple(parse_value(p) for p in s.strip("()[]").split(",") if p.strip())
     for kind in (int, float):
-        try:
+        with suppress(ValueError):
             return kind(s)
-        except ValueError:
-            pass
     return s[1:-1] if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"" else s

@@ -71,7 +71,8 @@ def measure(name: str, data: str, steps: int, variants=VARIANTS) -> dict:
     )
     dataset = config.data.load()
     torch.manual_seed(0)
-    base = build_model(name, dataset.n_items, config=config.model)
+    users = dataset.n_users
+    base = build_model(name, dataset.n_items, config=config.model, dataset_users=users)
     layout = batch_layout(base, "all")
     split = dataset.split()
     batches = list(

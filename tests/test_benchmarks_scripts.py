@@ -391,6 +391,19 @@ def test_precision_quick(tmp_path):
         precision.main(["--quick", "--variants", "bf16"])  # fp32 is the reference: first
 
 
+def test_caser_conv_quick(tmp_path):
+    caser_conv = _load("caser_conv")
+    assert caser_conv.main(["--quick", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "caser-conv-cpu.json").read_text())
+    assert [r["w"] for r in report["kernels"]] == [1, 3, 6]
+    assert all(r["speedup"] == r["reference_s"] / r["padded_tail_s"] for r in report["kernels"])
+    train = report["train"]
+    assert train["steps"] == 2 and train["model_s"] > 0
+    assert train["model_last_loss"] == pytest.approx(train["reference_last_loss"], rel=1e-5)
+    assert "| 6 |" in (tmp_path / "caser-conv-cpu.md").read_text()
+    assert_keys_as_committed(report, "caser-conv-cpu.json")
+
+
 def test_gap_notes_list_converged_rows_off_by_more_than_3_percent(tmp_path, monkeypatch):
     reproduce = _load_reproduce()
     notes = tmp_path / "notes.yaml"

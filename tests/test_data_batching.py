@@ -11,8 +11,8 @@ import torch
 
 from ssmlab.data import Split, load_dataset
 
-PADDED_ALL = {"item_seq", "item_seq_len", "time_seq", "targets", "target_times"}
-PADDED_LAST = {"item_seq", "item_seq_len", "time_seq", "target", "target_time"}
+PADDED_ALL = {"item_seq", "item_seq_len", "time_seq", "user_id", "targets", "target_times"}
+PADDED_LAST = {"item_seq", "item_seq_len", "time_seq", "user_id", "target", "target_time"}
 SHARED = Path(
     os.environ.get("SSMLAB_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets")
 )
@@ -64,6 +64,24 @@ def test_eval_histories_valid_and_test():
     assert valid["item_seq"].tolist() == [[3, 4, 5], [3, 0, 0]]
     assert test["item_seq"].tolist() == [[4, 5, 6], [3, 1, 0]]
     assert test["target_time"].tolist() == [70, 7]
+    assert valid["user_id"].tolist() == [1, 2] == test["user_id"].tolist()
+
+
+def test_batches_carry_the_dataset_user_id_of_each_row():
+    """Users are numbered as in the dataset, also when the split dropped a short user."""
+    seqs = [np.array([1, 2]), np.arange(1, 6), np.array([2, 3, 4, 5])]  # user 1: too short
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in seqs])])
+    items = np.concatenate(seqs)
+    split = Split(offsets, items, 10 * np.arange(1, len(items) + 1), n_items=5)
+    assert split.users.tolist() == [2, 3]
+    last = next(iter(split.train_batches("last", batch_size=10, max_len=3, shuffle=False)))
+    assert last["user_id"].tolist() == [2, 2, 3]  # user 2: targets 2, 3; user 3: target 3
+    for objective in ("all", "last"):
+        for batch in split.train_batches(objective, batch_size=2, max_len=2, seed=0, bucket=True):
+            first = batch["item_seq"][:, 0]  # user 2's rows start at item 1, user 3's at 2
+            assert batch["user_id"].tolist() == [2 if x == 1 else 3 for x in first.tolist()]
+    test = next(iter(split.eval_batches("test", bucket=True)))
+    assert sorted(zip(test["user_id"].tolist(), test["target"].tolist())) == [(2, 5), (3, 5)]
 
 
 def test_determinism_shuffle_and_shards():

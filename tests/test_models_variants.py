@@ -294,3 +294,56 @@ def test_caser_recbole_layout_and_l2_match_recbole():
         build_model("caser", N_ITEMS, max_len=8, window=4, layout="recbole")
     with pytest.raises(ValueError, match="max_len"):
         model.encode({**batch, "item_seq": torch.ones(3, 9, dtype=torch.long)})
+
+
+@pytest.mark.parametrize("layout", ["recbole", "right_aligned"])
+def test_caser_padded_tail_matches_the_reference(layout, monkeypatch):
+    """The model's horizontal features, padded tail against the reference forced (cost 0):
+    same representation, same gradients, for batches of every width and a zero-length row."""
+    from ssmlab.models import caser
+
+    torch.manual_seed(0)
+    model = build_model(
+        "caser", N_ITEMS, d_model=D, max_len=9, n_h=2, n_v=2, n_users=5, layout=layout
+    ).double()  # fmt: skip
+    model.eval()
+    for width in (1, 3, 6, 9):
+        lens = torch.tensor([width, max(width - 2, 1), 1, 0])
+        item_seq = torch.randint(1, N_ITEMS + 1, (4, width)) * (torch.arange(width) < lens[:, None])
+        batch = {"item_seq": item_seq, "item_seq_len": lens, "user_id": torch.tensor([1, 2, 3, 4])}
+        results = []
+        for cost in (0.0, 1e9):  # the reference, then the padded tail for any width
+            monkeypatch.setattr(caser, "PADDED_TAIL_COST", cost)
+            model.zero_grad()
+            out = model.encode(batch)
+            (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+            grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+            results.append((out, grads))
+        (ref, ref_grads), (fast, fast_grads) = results
+        torch.testing.assert_close(fast, ref)
+        assert ref_grads.keys() == fast_grads.keys()
+        for name in ref_grads:
+            torch.testing.assert_close(fast_grads[name], ref_grads[name], msg=name)
+    if layout == "recbole":  # padding_idx: the padding row never learns, on either path
+        assert model.item_embedding.weight.grad[0].abs().sum() == 0
+
+
+def test_caser_user_embedding_takes_the_users_from_the_dataset(tmp_path):
+    from ssmlab.config import load_config
+    from ssmlab.data import load_dataset
+    from ssmlab.train import Trainer
+    from ssmlab.train.runs import evaluate_checkpoint
+
+    config = build_model("caser", N_ITEMS, user_embedding=True, n_users=7).config
+    assert config.n_users == 7 and config.for_data(11).n_users == 11
+    with pytest.raises(ValueError, match="dataset_users="):
+        build_model("caser", N_ITEMS, user_embedding=True)
+    data = load_dataset("toy", n_users=30, n_items=20, seq_len=(5, 9), seed=3)
+    overrides = ["model.user_embedding=true", "train.epochs=1", "train.progress=false"]
+    config = load_config("caser", "toy", overrides=overrides)
+    trainer = Trainer(config, dataset=data, output=tmp_path, device="cpu", verbose=False)
+    result = trainer.fit()
+    assert trainer.model.user_embedding.num_embeddings == data.n_users + 1
+    assert trainer.model.user_embedding.weight.grad[1:].abs().sum() > 0  # trained
+    again = evaluate_checkpoint(tmp_path / "best.pt", dataset=data)  # the saved config's table
+    assert again["test"] == pytest.approx(result["test"])

@@ -90,7 +90,8 @@ def synthetic_batch(n_rows: int, seqlen: int, n_items: int, seed: int = 0) -> di
     Gaps are exponential with a one-day mean (Beauty's gaps span seconds to years).
 
     Shapes:
-        returns: item_seq, time_seq (n_rows, seqlen); item_seq_len, target, target_time (n_rows,)
+        returns: item_seq, time_seq (n_rows, seqlen); item_seq_len, target, target_time,
+        user_id (n_rows,): user i + 1 in row i
     """
     if n_rows < 1 or seqlen < 1:
         raise ValueError(f"n_rows and seqlen must be >= 1, got {n_rows}, {seqlen}")
@@ -100,7 +101,8 @@ def synthetic_batch(n_rows: int, seqlen: int, n_items: int, seed: int = 0) -> di
     gaps = rng.exponential(86_400.0, size=(n_rows, width)).astype(np.int64) + 1
     times = (1_300_000_000 + np.cumsum(gaps, axis=1)).reshape(-1)
     row_start = np.arange(n_rows) * width
-    return padded_batch(items, times, row_start, np.full(n_rows, seqlen), row_start + seqlen)
+    lengths, users = np.full(n_rows, seqlen), np.arange(1, n_rows + 1)
+    return padded_batch(items, times, row_start, lengths, row_start + seqlen, user=users)
 
 
 def measure_cell(model_name: str, seqlen: int, opts: dict) -> dict:
@@ -111,7 +113,9 @@ def measure_cell(model_name: str, seqlen: int, opts: dict) -> dict:
     torch.manual_seed(0)
     config = cell_config(model_name, seqlen)
     objective = config.train.objective
-    model = build_model(model_name, opts["n_items"], config=config.model).to(device)
+    users = opts["batch_size"]  # synthetic_batch: one user per row
+    model = build_model(model_name, opts["n_items"], config=config.model, dataset_users=users)
+    model.to(device)
     optimizer = make_optimizer(model, config.train.lr, config.train.weight_decay)
     batch = {
         k: v.to(device)
@@ -446,7 +450,9 @@ def time_epoch(model_name: str, dataset, config, steps: int, warmup: int, device
     """Estimated seconds of one training epoch (see the module docstring) and its tokens."""
     split = dataset.split()
     torch.manual_seed(0)
-    model = build_model(model_name, dataset.n_items, config=config.model).to(device)
+    model = build_model(
+        model_name, dataset.n_items, config=config.model, dataset_users=dataset.n_users
+    ).to(device)
     optimizer = make_optimizer(model, config.train.lr, config.train.weight_decay)
     objective = config.train.objective
     batches = split.train_batches(

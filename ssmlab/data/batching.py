@@ -4,9 +4,9 @@ All sequences live in three flat arrays sorted by (user, time): ``items`` (n,), 
 and per-user ``offsets`` (u + 1,). A *row* is a contiguous slice ``[start, start + length)`` of
 those arrays (its history) plus, for the last-item and evaluation rows, the flat index of its
 target. Batches gather rows into the dict of tensors described in ``ssmlab.models.base``:
-``item_seq``, ``item_seq_len``, ``time_seq`` + targets, right-padded with 0, width = the longest
-row of the batch (``pad_to="batch"``) or ``max_len`` (``pad_to="max_len"``). A model that wants
-packed sequences packs the padded batch itself (``ssmlab.models.ssd4rec.pack``).
+``item_seq``, ``item_seq_len``, ``time_seq``, ``user_id`` + targets, right-padded with 0, width =
+the longest row of the batch (``pad_to="batch"``) or ``max_len`` (``pad_to="max_len"``). A model
+that wants packed sequences packs the padded batch itself (``ssmlab.models.ssd4rec.pack``).
 """
 
 from __future__ import annotations
@@ -73,11 +73,14 @@ def padded_batch(
     row_len: np.ndarray,
     target: np.ndarray | None = None,
     width: int | None = None,
+    user: np.ndarray | None = None,
 ) -> dict[str, torch.Tensor]:
     """Right-padded batch. ``target=None``: all-positions (``targets``/``target_times`` per
     position, the item after each input); else one ``target``/``target_time`` per row.
+    ``user``: the rows' user ids (1..n_users), given as ``user_id``.
 
-    Shapes: rows (b,) -> item_seq, time_seq (b, w), item_seq_len (b,), targets (b, w) or (b,)
+    Shapes: rows (b,) -> item_seq, time_seq (b, w), item_seq_len (b,), targets (b, w) or (b,),
+    user_id (b,)
     """
     width = int(row_len.max()) if width is None else width
     offsets = np.arange(width)
@@ -88,6 +91,8 @@ def padded_batch(
         "item_seq_len": _tensor(row_len),
         "time_seq": _tensor(np.where(real, times[index], 0)),
     }
+    if user is not None:
+        batch["user_id"] = _tensor(user)
     if target is None:
         batch["targets"] = _tensor(np.where(real, items[index + 1], 0))
         batch["target_times"] = _tensor(np.where(real, times[index + 1], 0))

@@ -56,6 +56,10 @@ class Split:
     def __len__(self) -> int:
         return len(self.users)
 
+    def row_users(self, row_start: np.ndarray) -> np.ndarray:
+        """Dataset user id of each row, from the flat index of its first item. (r,) -> (r,)"""
+        return self.users[np.searchsorted(self.offsets, row_start, side="right") - 1]
+
     def stats(self) -> dict:
         """Users kept/dropped and training-row counts per objective (no truncation)."""
         train_len = self.train_ends - self.starts
@@ -233,7 +237,13 @@ class TrainBatches:
             start, length = self.row_start[group], self.row_len[group]
             target = None if self.target is None else self.target[group]
             yield batching.padded_batch(
-                self.split.items, self.split.times, start, length, target, width
+                self.split.items,
+                self.split.times,
+                start,
+                length,
+                target,
+                width,
+                user=self.split.row_users(start),
             )
 
     def tokens(self) -> dict[str, int]:
@@ -267,4 +277,5 @@ class EvalBatches:
                 self.row_start[part],
                 self.row_len[part],
                 self.target[part],
+                user=self.split.row_users(self.row_start[part]),
             )

@@ -38,15 +38,22 @@ def get_model_class(name: str) -> type[SequentialRecommender]:
 
 
 def build_model(
-    name: str, n_items: int, config: ModelConfig | None = None, **fields
+    name: str,
+    n_items: int,
+    config: ModelConfig | None = None,
+    *,
+    dataset_users: int = 0,
+    **fields,
 ) -> SequentialRecommender:
-    """Instantiate ``name`` with its config (``config`` or ``config_class(**fields)``)."""
+    """Instantiate ``name`` with its config (``config`` or ``config_class(**fields)``), with the
+    sizes it takes from the data filled in (``ModelConfig.for_data``; ``dataset_users``: the
+    dataset's user count, Caser's user table). ``model.config`` is the config it was built with."""
     cls = get_model_class(name)
     if config is None:
         config = cls.config_class(**fields)
     elif fields:
         raise ValueError("pass either a config object or config fields, not both")
-    return cls(config, n_items)
+    return cls(config.for_data(dataset_users) if dataset_users else config, n_items)
 
 
 __all__ = [

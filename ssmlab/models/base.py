@@ -11,6 +11,7 @@ key             shape/dtype  meaning
 item_seq        (b, l) long  item ids, right-padded with 0
 item_seq_len    (b,) long    number of real items per row (>= 1)
 time_seq        (b, l) long  Unix seconds of each item (0 at padding)
+user_id         (b,) long    the row's user, ids 1..n_users (read by Caser's user embedding)
 target          (b,) long    next item after the history (objective "last", evaluation)
 target_time     (b,) long    timestamp of ``target`` (SS4Rec's continuous-time query)
 targets         (b, l) long  next item at every position, 0 where none (objective "all")
@@ -67,6 +68,11 @@ class ModelConfig:
             raise ValueError(
                 f"{type(self).__name__}: dropout must be in [0, 1), got {self.dropout}"
             )
+
+    def for_data(self, n_users: int) -> ModelConfig:
+        """This config with the sizes a model takes from its dataset filled in (``n_users``: the
+        number of users, ids 1..n_users); default: nothing to fill, ``self``."""
+        return self
 
 
 class SequentialRecommender(nn.Module):

@@ -143,6 +143,7 @@ def evaluate_tie_groups(
             rows["row_start"][part],
             rows["row_len"][part],
             rows["target"][part],
+            user=split.users[rows["user"][part]],
         )
         scores = model.full_sort_predict(to_device(batch, device)).float().cpu()
         check_finite_scores(scores)

@@ -246,7 +246,9 @@ def evaluate_checkpoint(
             f"{path} was trained on other data than {config.data.name} holds now: "
             + "; ".join(changes)
         )
-    model = build_model(config.model_name, dataset.n_items, config=config.model)
+    model = build_model(
+        config.model_name, dataset.n_items, config=config.model, dataset_users=dataset.n_users
+    )
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:

@@ -81,7 +81,11 @@ class Trainer:
         self.split = self.dataset.split()
 
         ckpt.seed_everything(tc.seed)  # same initial weights on every rank
-        self.model = build_model(config.model_name, self.dataset.n_items, config=config.model)
+        users = self.dataset.n_users
+        self.model = build_model(
+            config.model_name, self.dataset.n_items, config=config.model, dataset_users=users
+        )
+        config.model = self.model.config  # with the sizes taken from the data (checkpoints)
         self.model.to(self.device)
         if self.info.rank:  # independent dropout streams per rank
             torch.manual_seed(tc.seed + self.info.rank)

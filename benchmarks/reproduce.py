@@ -536,6 +536,7 @@ def markdown(results: dict) -> str:
             ref_order = sorted(models, key=lambda n: -paper[n]["ndcg@10"])
             lines.append("Ranking by N@10 (paper, same models): " + " > ".join(ref_order))
         lines.append("")
+    lines += protocol_check(results)
     lines += tie_order_study(results)
     lines += [f"Notes: {results.get('notes', '')}", ""]
     return "\n".join(lines)
@@ -560,6 +561,49 @@ def gap_notes(section: str, rows: dict, paper: dict, limit: float = 0.03) -> lis
     if not lines:
         return []
     return ["", f"### Gaps over {limit:.0%} in N@10 (converged rows)", "", *lines]
+
+
+def protocol_check(results: dict) -> list[str]:
+    """Rows of one model under both protocols, all positions ("all") and RecBole's prefix rows
+    ("last"), in the same section: N@10 and R@10 of each and their difference, beside the
+    spread of the model's seeds where several were run (the noise to compare it with)."""
+    lines = []
+    for section in [k for k in results if k not in ("machine", "notes", "settings")]:
+        rows = results[section]
+        for model in dict.fromkeys(r.get("model", n) for n, r in rows.items()):
+            mine = {n: r for n, r in rows.items() if r.get("model", n) == model}
+            alls = [n for n, r in mine.items() if r.get("objective") == "all"]
+            lasts = [n for n, r in mine.items() if r.get("objective") == "last"]
+            if not (alls and lasts):
+                continue
+            if not lines:
+                lines = [
+                    "## Protocol check: all positions vs RecBole's prefix rows",
+                    "",
+                    "The same (history -> next item) targets trained two ways: every position of"
+                    " a window (`all`) or one prefix row per target (`last`, RecBole). Difference"
+                    " = (all - last) / last.",
+                    "",
+                    "| section | row (all) | row (last) | N@10 all | N@10 last | difference | "
+                    "R@10 all | R@10 last | seed spread of N@10 |",
+                    "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+                ]
+            for a in alls:
+                for b in lasts:
+                    ra, rb = rows[a], rows[b]
+                    spread = "; ".join(
+                        f"{n}: {_fmt(rows[n]['spread']['ndcg@10'][0])}–"
+                        f"{_fmt(rows[n]['spread']['ndcg@10'][1])}"
+                        for n in (a, b)
+                        if rows[n].get("spread")
+                    )
+                    lines.append(
+                        f"| {section} | {a} | {b} | {_fmt(ra.get('ndcg@10'))} | "
+                        f"{_fmt(rb.get('ndcg@10'))} | {_gap(ra.get('ndcg@10'), rb.get('ndcg@10'))}"
+                        f" | {_fmt(ra.get('hr@10'))} | {_fmt(rb.get('hr@10'))} | "
+                        f"{spread or 'one seed each'} |"
+                    )
+    return [*lines, ""] if lines else []
 
 
 def tie_order_study(results: dict) -> list[str]:

@@ -404,6 +404,24 @@ def test_caser_conv_quick(tmp_path):
     assert_keys_as_committed(report, "caser-conv-cpu.json")
 
 
+def test_protocol_check_pairs_a_models_all_and_prefix_rows():
+    reproduce = _load_reproduce()
+    seeds = {"spread": {"ndcg@10": [0.040, 0.043]}}
+    results = {
+        "beauty": {
+            "sasrec": {"model": "sasrec", "objective": "all", "ndcg@10": 0.0420, **seeds},
+            "sasrec · prefix rows": {"model": "sasrec", "objective": "last", "ndcg@10": 0.0400},
+            "gru4rec": {"model": "gru4rec", "objective": "all", "ndcg@10": 0.03},  # no pair
+        },
+        "settings": {},
+    }
+    lines = reproduce.protocol_check(results)
+    (row,) = [line for line in lines if line.startswith("| beauty")]
+    assert "| sasrec | sasrec · prefix rows | 0.0420 | 0.0400 | +5.0% |" in row
+    assert row.endswith("| sasrec: 0.0400–0.0430 |")
+    assert reproduce.protocol_check({"beauty": {"gru4rec": results["beauty"]["gru4rec"]}}) == []
+
+
 def test_gap_notes_list_converged_rows_off_by_more_than_3_percent(tmp_path, monkeypatch):
     reproduce = _load_reproduce()
     notes = tmp_path / "notes.yaml"

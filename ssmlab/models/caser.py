@@ -24,7 +24,7 @@ from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 LAYOUTS = ("right_aligned", "recbole")
 # horizontal_padded_tail costs ~ w^2 L multiply-adds per filter and d, the reference
 # sum_h h (L - h + 1) = L (L + 1) (L + 2) / 6; the padded tail is taken up to this share of it.
-# benchmarks/caser_conv.py (L = 50): 1.4x faster at w = 40 (share 3.6), even at w = 50 (5.7)
+# benchmarks/caser_conv.py (L = 50, one thread): 1.4x faster at w = 40 (share 3.6), 0.99x at 50
 PADDED_TAIL_COST = 4.0
 
 

@@ -433,10 +433,12 @@ def epoch_config(
 ):
     """The model's preset on ``data`` under ``protocol`` (BERT4Rec: cloze on the prefix rows),
     then the ``extra`` overrides."""
-    cls = get_model_class(model)
     objective = protocol
-    if protocol == "last" and "last" not in cls.objectives:
-        objective = cls.objectives[0]  # BERT4Rec: cloze on the prefix rows
+    if protocol == "last":  # BERT4Rec: cloze on the prefix rows
+        fields = [o for o in extra if o.startswith("model.")]  # e.g. TiM4Rec's time_mlp
+        config = load_config(model, data, overrides=fields).model
+        supported = get_model_class(model).objectives_for(config)
+        objective = protocol if protocol in supported else supported[0]
     overrides = [
         f"train.objective={objective}",
         f"train.batch_size={batch_size}",

@@ -42,6 +42,9 @@ if [[ $queue == all || $queue == ties ]]; then  # the same rows with the file's 
 fi
 if [[ $queue == all || $queue == tim4rec ]]; then  # Table 3's TiM4Rec: positional time MLP
   run --models tim4rec "${LAST[@]}" "$@"  # the preset's prefix protocol, batch 2048
+  # the authors' gaps at padding (0 - t_last at the first pad) beside ours (0): deliverable 1
+  run --models tim4rec --label "official gap at padding" --set model.time_gap_padding=official \
+    "${LAST[@]}" "$@"
 fi
 if [[ $queue == all || $queue == mamba ]]; then
   run --models mamba4rec "${ALL[@]}"

@@ -566,7 +566,8 @@ def gap_notes(section: str, rows: dict, paper: dict, limit: float = 0.03) -> lis
 def protocol_check(results: dict) -> list[str]:
     """Rows of one model under both protocols, all positions ("all") and RecBole's prefix rows
     ("last"), in the same section: N@10 and R@10 of each and their difference, beside the
-    spread of the model's seeds where several were run (the noise to compare it with)."""
+    spread of the model's seeds where several were run (the noise to compare it with) and the
+    model settings in which the two rows also differ."""
     lines = []
     for section in [k for k in results if k not in ("machine", "notes", "settings")]:
         rows = results[section]
@@ -585,12 +586,15 @@ def protocol_check(results: dict) -> list[str]:
                     " = (all - last) / last.",
                     "",
                     "| section | row (all) | row (last) | N@10 all | N@10 last | difference | "
-                    "R@10 all | R@10 last | seed spread of N@10 |",
-                    "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+                    "R@10 all | R@10 last | seed spread of N@10 | model settings differing |",
+                    "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
                 ]
             for a in alls:
                 for b in lasts:
                     ra, rb = rows[a], rows[b]
+                    model_sets = [{o for o in r.get("overrides", []) if o.startswith("model.")}
+                                  for r in (ra, rb)]  # fmt: skip
+                    differ = ", ".join(sorted(model_sets[0] ^ model_sets[1])) or "none"
                     spread = "; ".join(
                         f"{n}: {_fmt(rows[n]['spread']['ndcg@10'][0])}–"
                         f"{_fmt(rows[n]['spread']['ndcg@10'][1])}"
@@ -601,7 +605,7 @@ def protocol_check(results: dict) -> list[str]:
                         f"| {section} | {a} | {b} | {_fmt(ra.get('ndcg@10'))} | "
                         f"{_fmt(rb.get('ndcg@10'))} | {_gap(ra.get('ndcg@10'), rb.get('ndcg@10'))}"
                         f" | {_fmt(ra.get('hr@10'))} | {_fmt(rb.get('hr@10'))} | "
-                        f"{spread or 'one seed each'} |"
+                        f"{spread or 'one seed each'} | {differ} |"
                     )
     return [*lines, ""] if lines else []
 

@@ -411,14 +411,21 @@ def test_protocol_check_pairs_a_models_all_and_prefix_rows():
         "beauty": {
             "sasrec": {"model": "sasrec", "objective": "all", "ndcg@10": 0.0420, **seeds},
             "sasrec · prefix rows": {"model": "sasrec", "objective": "last", "ndcg@10": 0.0400},
+            "sasrec · wide": {
+                "model": "sasrec",
+                "objective": "last",
+                "ndcg@10": 0.0410,
+                "overrides": ["model.d_model=128", "train.objective=last"],
+            },
             "gru4rec": {"model": "gru4rec", "objective": "all", "ndcg@10": 0.03},  # no pair
         },
         "settings": {},
     }
     lines = reproduce.protocol_check(results)
-    (row,) = [line for line in lines if line.startswith("| beauty")]
+    row, wide = [line for line in lines if line.startswith("| beauty")]
     assert "| sasrec | sasrec · prefix rows | 0.0420 | 0.0400 | +5.0% |" in row
-    assert row.endswith("| sasrec: 0.0400–0.0430 |")
+    assert row.endswith("| sasrec: 0.0400–0.0430 | none |")
+    assert wide.endswith("| model.d_model=128 |")
     assert reproduce.protocol_check({"beauty": {"gru4rec": results["beauty"]["gru4rec"]}}) == []
 
 

@@ -476,8 +476,8 @@ fig
 # (the stored results grow as rows land; the check cell below holds for any of them)
 metrics = ("hr@10", "ndcg@10", "mrr@10")
 table = pd.DataFrame({k: {m: r[m] for m in metrics} for k, r in beauty.items()}).T.round(4)
-for m in metrics:
-    table[f"paper {m}"] = [paper[k][m] for k in table.index]
+for m in metrics:  # a row is a model or a variant of one ("tim4rec · causal time path")
+    table[f"paper {m}"] = [paper[beauty[k]["model"]][m] for k in table.index]
 table["N@10 gap %"] = (100 * (table["ndcg@10"] / table["paper ndcg@10"] - 1)).round(1)
 table
 
@@ -487,7 +487,7 @@ table
 fig = training.compare_bars(
     {
         "ours": {k: r["ndcg@10"] for k, r in beauty.items()},
-        "paper": {k: paper[k]["ndcg@10"] for k in beauty},
+        "paper": {k: paper[r["model"]]["ndcg@10"] for k, r in beauty.items()},
     },
     relative_to="paper",
 )
@@ -538,9 +538,10 @@ pd.Series(speed, name="CPU s to the target").round(1)
 assert len(beauty) >= 4 and all(r["eval_users"] == 22363 for r in beauty.values())
 assert set(curves) == set(beauty)  # every converged row has its per-epoch log
 for name, row in beauty.items():  # the stored test metrics are those of the best valid epoch
-    best = max(curves[name], key=lambda e: round(e["valid"]["ndcg@10"], 4))
-    assert row["best_epoch"] <= len(curves[name]) and best["valid"]["ndcg@10"] > 0.04, name
-    assert abs(row["ndcg@10"] / paper[name]["ndcg@10"] - 1) < 0.2, name  # same ballpark
+    # RecBole's rule: valid NDCG@10 rounded to 4 decimals, a tie goes to the later epoch
+    best = max(curves[name], key=lambda e: (round(e["valid"]["ndcg@10"], 4), e["epoch"]))
+    assert row["early_stop"] == "recbole" and best["epoch"] == row["best_epoch"], name
+    assert abs(row["ndcg@10"] / paper[row["model"]]["ndcg@10"] - 1) < 0.2, name  # ballpark
 assert all(v < speed["RecBole 1.2.1 (prefix rows, batch 2048)"] for v in list(speed.values())[1:])
 
 # %% [markdown]

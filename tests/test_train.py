@@ -263,3 +263,16 @@ def test_every_registered_model_trains_with_its_toy_defaults(name, dataset):
     assert trainer.step == 2
     assert math.isfinite(trainer.history[0]["train_loss"])
     assert set(result["test"]) == {f"{m}@{k}" for m in ("hr", "ndcg", "mrr") for k in (10, 20, 50)}
+
+
+def test_training_on_the_cpu_flushes_denormals(dataset):
+    """Denormal floats cost ~100x on x86 (Caser's dead filters reach them): a CPU Trainer
+    turns on flush-to-zero, so an op on a denormal gives 0."""
+    try:
+        torch.set_flush_denormal(False)
+        denormal = torch.tensor([1e-39])  # made with the mode off (on, it would be 0 already)
+        assert (denormal * 1.0).item() != 0
+        make_trainer(dataset)
+        assert (denormal * 1.0).item() == 0
+    finally:
+        torch.set_flush_denormal(True)  # as every CPU Trainer leaves the process

@@ -61,6 +61,16 @@ def resolve_device(device: str | None, info: DistInfo | None = None) -> torch.de
     return dev
 
 
+def flush_denormals(device: torch.device) -> None:
+    """On the CPU, treat denormal floats (|x| < 1.2e-38) as zero, process-wide
+    (``torch.set_flush_denormal``): x86 computes on them ~100x slower. Training makes them:
+    Caser's dead horizontal filters and their Adam moments decay into that range, and its
+    epoch went from 92 to 474 CPU s at epoch 24 on Beauty; 6 of those steps take 44.2 CPU s
+    as they are and 6.4 with this (2-core Intel Xeon, one thread)."""
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)
+
+
 def init_distributed(device: str | None = None) -> tuple[DistInfo, torch.device]:
     """Join the process group when launched by torchrun; returns this rank's info and device."""
     info = env_info()

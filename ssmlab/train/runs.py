@@ -236,6 +236,7 @@ def evaluate_checkpoint(
         config.data.data_dir = data_dir
     check_device(device)
     dev = dist_utils.resolve_device(device)
+    dist_utils.flush_denormals(dev)
     if dataset is None:
         dataset = config.data.load()
     changes = ckpt.data_changes(state["data"], dataset) if "data" in state else []

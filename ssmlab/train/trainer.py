@@ -72,6 +72,7 @@ class Trainer:
         self.config = config
         tc = config.train
         self.info, self.device = dist_utils.init_distributed(device or tc.device)
+        dist_utils.flush_denormals(self.device)
         self.output = Path(output) if output is not None else None
         self.verbose = verbose and self.info.is_main
         if progress is None:

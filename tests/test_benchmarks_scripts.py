@@ -135,7 +135,7 @@ def test_reproduce_toy_schema(tmp_path, capsys):
         {"rows": list(data["toy"].values())},
         {"rows": rows},
         maps=("rows[].runs",),
-        optional=("rows[].spread",),  # several seeds
+        optional=("rows[].spread", *(f"rows[].spread.{m}" for m in METRICS)),  # several seeds
     )
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ssmlab.bench.probe import machine_info
+from ssmlab.bench.probe import machine_info, median_seconds
 from ssmlab.bench.report import fmt_value, write_report
 from ssmlab.config import load_config
 from ssmlab.models import build_model, caser
@@ -37,13 +37,7 @@ OUT = Path(__file__).resolve().parent / "results"
 
 def cpu_seconds(fn, repeats: int) -> float:
     """Median process CPU seconds of ``fn()`` over ``repeats`` calls after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return sorted(times)[len(times) // 2]
+    return median_seconds(fn, repeats, clock="process")
 
 
 def kernel_rows(L: int, n_h: int, d: int, b: int, widths, repeats: int) -> list[dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -23,6 +24,14 @@ def test_time_calls_warmup_and_inputs():
     assert seen == ["a", "a", "b", "c"] and len(times) == 3  # warm-up on the first input
     with pytest.raises(ValueError, match="timed call"):
         time_calls(lambda: None, 0)
+
+
+def test_time_calls_process_clock_counts_work_not_waiting():
+    wall = time_calls(lambda: time.sleep(0.05), 1, warmup=0)
+    cpu = time_calls(lambda: time.sleep(0.05), 1, warmup=0, clock="process")
+    assert wall[0] >= 0.05 > 0.02 > cpu[0]  # sleeping waits: no CPU time
+    with pytest.raises(ValueError, match="clock"):
+        time_calls(lambda: None, 1, clock="cpu")
 
 
 def test_threads_are_restored():

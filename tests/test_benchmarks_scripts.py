@@ -404,6 +404,21 @@ def test_caser_conv_quick(tmp_path):
     assert_keys_as_committed(report, "caser-conv-cpu.json")
 
 
+def test_ssd_chunk_quick(tmp_path):
+    ssd_chunk = _load("ssd_chunk")
+    assert ssd_chunk.main(["--quick", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "ssd-chunk-cpu.json").read_text())
+    assert [r["length"] for r in report["kernels"]] == [8, 40]
+    for r in report["kernels"]:
+        assert r["one_chunk_speedup"] == r["chunk_32_s"] / r["one_chunk_s"]
+    train = report["train"]
+    assert train["steps"] == 2 and train["one_chunk_s"] > 0
+    assert train["one_chunk_last_loss"] == pytest.approx(train["chunked_last_loss"], rel=1e-5)
+    assert ssd_chunk.ssd_module.TORCH_ONE_CHUNK == report["settings"]["torch_one_chunk"] == 64
+    assert "| 40 |" in (tmp_path / "ssd-chunk-cpu.md").read_text()
+    assert_keys_as_committed(report, "ssd-chunk-cpu.json")
+
+
 def test_protocol_check_pairs_a_models_all_and_prefix_rows():
     reproduce = _load_reproduce()
     seeds = {"spread": {"ndcg@10": [0.040, 0.043]}}

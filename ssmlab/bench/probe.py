@@ -41,6 +41,9 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(saved)
 
 
+CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+
+
 def time_calls(
     fn: Callable,
     repeats: int = 5,
@@ -49,14 +52,20 @@ def time_calls(
     warmup: int = 1,
     device: str | torch.device = "cpu",
     threads: int | None = None,
+    clock: str = "wall",
 ) -> list[float]:
-    """Wall seconds of each timed call of ``fn``, after ``warmup`` untimed calls.
+    """Seconds of each timed call of ``fn``, after ``warmup`` untimed calls.
 
     Without ``inputs``: ``warmup`` untimed calls ``fn()``, then ``repeats`` timed ones. With
     ``inputs``: ``fn(x)`` for the first ``warmup`` inputs untimed, then ``fn(x)`` for every input
     timed (``repeats`` is ignored). On CUDA each timed call is synchronized before and after;
-    ``threads`` pins torch's CPU threads for the whole measurement.
+    ``threads`` pins torch's CPU threads for the whole measurement. ``clock``: ``"wall"``
+    seconds, or ``"process"`` CPU seconds of this process (all its threads: the work done, which
+    other jobs on the machine do not inflate; CPU only).
     """
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {clock!r}")
+    timer = CLOCKS[clock]
     calls = [()] * repeats if inputs is None else [(x,) for x in inputs]
     if not calls or warmup < 0:
         raise ValueError(f"expected at least one timed call and warmup >= 0, got {warmup=}")
@@ -69,17 +78,17 @@ def time_calls(
         for args in calls:
             if cuda:
                 torch.cuda.synchronize(device)
-            start = time.perf_counter()
+            start = timer()
             fn(*args)
             if cuda:
                 torch.cuda.synchronize(device)
-            times.append(time.perf_counter() - start)
+            times.append(timer() - start)
     return times
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 3, warmup: int = 1, **kwargs) -> float:
-    """Median wall seconds of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones
-    (``kwargs``: ``device``, ``threads`` of :func:`time_calls`)."""
+    """Median seconds of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones
+    (``kwargs``: ``device``, ``threads``, ``clock`` of :func:`time_calls`)."""
     if repeats < 1 or warmup < 0:
         raise ValueError(
             f"repeat, warmup: expected repeat >= 1 and warmup >= 0, got {repeats}, {warmup}"

@@ -27,6 +27,13 @@ from ssmlab.ssm.ssd_chunked import ssd_chunked
 from ssmlab.ssm.ssd_common import decay_mask, finish, prepare, segment_sum
 from ssmlab.ssm.ssd_packed import check_seq_idx, reverse_within, segment_ids, time_deltas
 
+# The torch path runs a sequence of at most this many positions as one chunk whatever
+# chunk_size says (a speed choice, same map): on one CPU thread, cutting 33-50 positions into
+# chunks of 32 (padded to 64: two blocks and the state passing) costs 2.3-6x more than one
+# block, and a TiM4Rec Beauty epoch 1.25x more; at 200 positions one block is 2.6x slower
+# than chunks of 32 (benchmarks/ssd_chunk.py -> benchmarks/results/ssd-chunk-cpu.md).
+TORCH_ONE_CHUNK = 64
+
 __all__ = [
     "reverse_within",
     "segment_sum",
@@ -193,7 +200,8 @@ def ssd(
     kernel expects that, and it then applies ``initial_states`` to the first sequence only) and
     casts its final state (the kernel may return float32) to ``x.dtype``. float64 inputs take the
     torch path whatever the backend: the kernel computes in float32 (``tests/kernels``: it agrees
-    with the float64 path only to float32 round-off). Any length works on both paths.
+    with the float64 path only to float32 round-off). Any length works on both paths. The
+    torch path takes a sequence of at most ``TORCH_ONE_CHUNK`` positions as one chunk.
 
     Shapes:
         x: (b, l, h, p)
@@ -207,6 +215,9 @@ def ssd(
     """
     choice = backends.resolve(backend, x, kernel="mamba_chunk_scan_combined")
     if choice == "torch" or x.dtype == torch.float64:
+        seqlen = x.shape[1] if isinstance(x, torch.Tensor) and x.dim() == 4 else 0
+        if type(chunk_size) is int and 0 < chunk_size < seqlen <= TORCH_ONE_CHUNK:
+            chunk_size = seqlen  # one block: no padding to a multiple, no state passing
         return ssd_chunked(
             x,
             dt,

@@ -81,6 +81,11 @@ def ssd_chunked(
     scores = torch.einsum("bcqhn,bcshn->bhcqs", Ch, Bh)  # C B^T per chunk
     y_diag = torch.einsum("bhcqs,bcshp->bcqhp", L * scores, xdt)  # (b c q h p)
 
+    n_chunks = xdt.shape[1]
+    if n_chunks == 1 and v.h0 is None and not return_final_states:
+        # one chunk, no state in or out (a history shorter than the chunk): steps 2-4 add 0
+        return finish(y_diag[:, 0], None, v, return_final_states)  # (b l h p)
+
     # 2. B terms: the state each chunk leaves, from its own inputs (last row of its mask)
     decay_to_end = L[..., -1, :]  # (b h c s)
     chunk_states = torch.einsum("bhcs,bcshn,bcshp->bchpn", decay_to_end, Bh, xdt)  # (b c h p n)
@@ -89,7 +94,7 @@ def ssd_chunked(
     chunk_decay = torch.exp(dA.sum(dim=-1)) * no_start_yet[:, None, :, -1]  # (b h c)
     state = v.h0 if v.h0 is not None else xdt.new_zeros(b, h, p, n)
     entering = []
-    for c in range(chunk_states.shape[1]):
+    for c in range(n_chunks):
         entering.append(state)
         state = chunk_decay[:, :, c, None, None] * state + chunk_states[:, c]  # (b h p n)
     entering = torch.stack(entering, dim=1)  # (b c h p n)

@@ -199,6 +199,20 @@ def test_bissd_block_packed_equals_separate_and_is_bidirectional(flip_back):
     torch.testing.assert_close(packed[:, 4:], y2[:, 4:])  # the other sequence does not
 
 
+@pytest.mark.parametrize("flip_back", [False, True])
+def test_bissd_block_padded_rows_equal_separate_sequences(flip_back):
+    block = BiSSDBlock(16, beta=0.5, dropout=0.1, flip_back=flip_back, **SSD_KW).double().eval()
+    x = torch.randn(2, 9, 16, dtype=torch.float64)
+    lengths = torch.tensor([4, 9])
+    y = block(x, lengths=lengths)
+    torch.testing.assert_close(y[:1, :4], block(x[:1, :4]))  # the padding after it: no effect
+    torch.testing.assert_close(y[1:], block(x[1:]))
+    with pytest.raises(ValueError, match="not both"):
+        block(x, torch.zeros(2, 9, dtype=torch.long), lengths)
+    with pytest.raises(ValueError, match="lengths"):
+        block(x, lengths=torch.tensor([0, 9]))
+
+
 # -- S5 ------------------------------------------------------------------------------------------
 def test_s5_block_time_aware_causal_and_finite():
     block = S5Block(8, d_state=6).double()

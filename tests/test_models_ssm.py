@@ -202,6 +202,24 @@ def test_ssd4rec_packed_equals_padded():
         model.calculate_loss(padded, objective="all")
 
 
+def test_ssd4rec_padded_rows_give_the_packed_gradients():
+    """The padded path (rows reversed within their lengths) and the packed row train alike."""
+    model = make_model("ssd4rec", flip_back=True).eval()  # no dropout, no item masks
+    items, times = full_sequences(b=3, l=9)
+    padded = make_batch(items, times, [9, 2, 6], width=9)
+    seq, seq_idx, _ = pack(padded["item_seq"], padded["item_seq_len"])
+    packed = {"item_seq": seq, "seq_idx": seq_idx, "target": padded["target"]}
+    grads = []
+    for batch in (packed, padded):
+        model.zero_grad()
+        model.calculate_loss(batch).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, msg=name)
+    with pytest.raises(ValueError, match="item_seq_len"):
+        model.encode({**padded, "item_seq_len": torch.tensor([9, 0, 6])})
+
+
 def test_ssd4rec_masks_items_only_in_training():
     model = make_model("ssd4rec", mask_ratio=0.5)
     items = torch.randint(1, N_ITEMS + 1, (1, 4000))

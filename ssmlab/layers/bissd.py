@@ -28,9 +28,16 @@ class BiSSDBlock(nn.Module):
 
     Not causal: outputs read every item of their own sequence.
 
+    ``lengths`` (right-padded rows, one sequence each, ``seq_idx`` None): each row's first
+    ``lengths`` positions are reversed and the padding stays after them, so in both passes the
+    padding comes after every real position and, SSD and its conv being causal, never reaches
+    one: the real positions equal those of the same sequences packed with ``seq_idx``, without
+    the packed row's masked (l, l) blocks. Outputs at padding positions are not meaningful.
+
     Shapes:
         x: (b, l, d_model)
         seq_idx: (b, l) int or None (None: each row is one sequence)
+        lengths: (b,) int in [1, l] or None
         returns: (b, l, d_model)
     """
 
@@ -52,10 +59,28 @@ class BiSSDBlock(nn.Module):
             d_model, 4 * d_model, dropout, activation="gelu", eps=ffn_eps, dropout_after_norm=True
         )
 
-    def forward(self, x: torch.Tensor, seq_idx: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        seq_idx: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if lengths is None:
+            rev_idx = seq_idx
+        elif seq_idx is not None:
+            raise ValueError("pass seq_idx (packed rows) or lengths (padded rows), not both")
+        else:  # the real prefix and the padding as two segments: each reversed in place
+            rev_idx = padding_segments(lengths, x.shape[1])  # (b l)
         fwd = self.ssd(x, seq_idx)  # (b l d)
-        bwd = self.ssd(reverse_within(x, seq_idx), seq_idx)  # reversed order: (b l d)
+        bwd = self.ssd(reverse_within(x, rev_idx), seq_idx)  # reversed order: (b l d)
         if self.flip_back:
-            bwd = reverse_within(bwd, seq_idx)
+            bwd = reverse_within(bwd, rev_idx)
         h = self.dropout(self.norm(fwd + self.beta * bwd + x))  # (b l d)
         return self.ffn(h)
+
+
+def padding_segments(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """0 at each row's first ``lengths`` positions, 1 after them. Shapes: (b,) -> (b, width)."""
+    if lengths.dim() != 1 or (lengths < 1).any() or (lengths > width).any():
+        raise ValueError(f"lengths must be a (b,) tensor in [1, {width}], got {lengths.tolist()}")
+    return (torch.arange(width, device=lengths.device) >= lengths[:, None]).int()

@@ -220,7 +220,8 @@ def summarize(runs: dict[str, dict]) -> dict:
     if len(records) > 1:
         for key in METRIC_KEYS + ["epochs", "train_seconds", "eval_seconds"]:
             values = [r[key] for r in records if r.get(key) is not None]
-            out[key] = float(np.median(values)) if values else None
+            median = float(np.median(values)) if values else None
+            out[key] = round(median, 1) if median is not None and key not in METRIC_KEYS else median
         out["spread"] = {
             key: [min(r[key] for r in records), max(r[key] for r in records)] for key in METRIC_KEYS
         }
@@ -409,8 +410,8 @@ def _short(metric: str) -> str:
     return f"{SHORT[kind]}@{k}"
 
 
-def _fmt(value) -> str:
-    return "–" if value is None else f"{value:.4f}"
+def _fmt(value, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def _gap(ours, paper) -> str:
@@ -481,7 +482,7 @@ def markdown(results: dict) -> str:
                 f"| {name} | "
                 + " | ".join(_fmt(r.get(k)) for k in METRIC_KEYS)
                 + f" | {len(seeds) if isinstance(seeds, list) else 1} | {r.get('epochs')} | "
-                f"{r.get('train_seconds')} | {r.get('objective')} | {r.get('tie_order', '?')} | "
+                f"{_fmt(r.get('train_seconds'), 1)} | {r.get('objective')} | {r.get('tie_order', '?')} | "
                 f"{_stopped(r)} |"
             )
         spreads = [

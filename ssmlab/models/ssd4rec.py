@@ -96,7 +96,7 @@ class SSD4Rec(SequentialRecommender):
     ``full_sort_predict`` read the last token of each sequence (``cu_seqlens``). Padded batches
     run as they are ((b, l, d), zeros at padding): each row's sequence is reversed within its
     ``item_seq_len`` for the backward pass, so they give the packed row's values without its
-    masked blocks (a Beauty epoch of prefix rows at batch 256: 1494 CPU s packed, 379 padded,
+    masked blocks (a Beauty epoch of prefix rows at batch 256: 1494 CPU s packed, 451 padded,
     ``ssmlab bench train --data amazon-beauty``, 2-core Intel Xeon, one thread).
 
     Bidirectional, so not causal: only the last-position objective (the authors train with

@@ -482,8 +482,8 @@ def markdown(results: dict) -> str:
                 f"| {name} | "
                 + " | ".join(_fmt(r.get(k)) for k in METRIC_KEYS)
                 + f" | {len(seeds) if isinstance(seeds, list) else 1} | {r.get('epochs')} | "
-                f"{_fmt(r.get('train_seconds'), 1)} | {r.get('objective')} | {r.get('tie_order', '?')} | "
-                f"{_stopped(r)} |"
+                f"{_fmt(r.get('train_seconds'), 1)} | {r.get('objective')} | "
+                f"{r.get('tie_order', '?')} | {_stopped(r)} |"
             )
         spreads = [
             f"{name}: N@10 {_fmt(r['spread']['ndcg@10'][0])}–{_fmt(r['spread']['ndcg@10'][1])}"

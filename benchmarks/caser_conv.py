@@ -20,24 +20,18 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ssmlab.bench.probe import machine_info, median_seconds
+from ssmlab.bench.probe import machine_info, median_seconds, optimizer_steps
 from ssmlab.bench.report import fmt_value, write_report
 from ssmlab.config import load_config
 from ssmlab.models import build_model, caser
 from ssmlab.train.evaluation import make_optimizer
 
 OUT = Path(__file__).resolve().parent / "results"
-
-
-def cpu_seconds(fn, repeats: int) -> float:
-    """Median process CPU seconds of ``fn()`` over ``repeats`` calls after one warm-up."""
-    return median_seconds(fn, repeats, clock="process")
 
 
 def kernel_rows(L: int, n_h: int, d: int, b: int, widths, repeats: int) -> list[dict]:
@@ -56,8 +50,8 @@ def kernel_rows(L: int, n_h: int, d: int, b: int, widths, repeats: int) -> list[
         def padded_tail(x=x, pad=pad):
             caser.horizontal_padded_tail(x, pad, weights, biases).sum().backward()
 
-        row = {"w": w, "reference_s": cpu_seconds(reference, repeats)}
-        row["padded_tail_s"] = cpu_seconds(padded_tail, repeats)
+        row = {"w": w, "reference_s": median_seconds(reference, repeats, clock="process")}
+        row["padded_tail_s"] = median_seconds(padded_tail, repeats, clock="process")
         row["speedup"] = row["reference_s"] / row["padded_tail_s"]
         row["cost_share"] = w * w * L / (L * (L + 1) * (L + 2) / 6)  # the rule's w^2 L / ref
         rows.append(row)
@@ -86,14 +80,11 @@ def train_steps(data: str, steps: int) -> dict:
         model = copy.deepcopy(base).train()
         optimizer = make_optimizer(model, tc.lr, tc.weight_decay)
         torch.manual_seed(1)  # same dropout masks
-        start = time.process_time()
-        for batch in batches:
-            loss = model.calculate_loss(batch, tc.objective)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        row[f"{name}_s"], row[f"{name}_last_loss"] = time.process_time() - start, loss.item()
-        print(f"{name}: {row[f'{name}_s']:.1f} CPU s, last loss {loss.item():.5f}", flush=True)
+        seconds, loss = optimizer_steps(
+            lambda b, model=model: model.calculate_loss(b, tc.objective), batches, optimizer
+        )
+        row[f"{name}_s"], row[f"{name}_last_loss"] = seconds, loss
+        print(f"{name}: {seconds:.1f} CPU s, last loss {loss:.5f}", flush=True)
     caser.PADDED_TAIL_COST = saved
     row["speedup"] = row["reference_s"] / row["model_s"]
     return row

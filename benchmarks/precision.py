@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 from pathlib import Path
 
 import torch
 
-from ssmlab.bench.probe import machine_info
+from ssmlab.bench.probe import machine_info, optimizer_steps
 from ssmlab.bench.report import fmt_value, write_report
 from ssmlab.config import load_config
 from ssmlab.models import build_model
@@ -55,14 +54,7 @@ def loss_fn(model, variant: str):
 
 def run_steps(model, batches, fn) -> tuple[float, float]:
     """CPU seconds of one optimizer step per batch, and the last loss."""
-    optimizer = make_optimizer(model, 1e-3, 0.0)
-    start = time.process_time()
-    for batch in batches:
-        loss = fn(batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.float().backward()
-        optimizer.step()
-    return time.process_time() - start, loss.item()
+    return optimizer_steps(fn, batches, make_optimizer(model, 1e-3, 0.0))
 
 
 def measure(name: str, data: str, steps: int, variants=VARIANTS) -> dict:

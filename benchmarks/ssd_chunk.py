@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ssmlab.bench.probe import machine_info, median_seconds
+from ssmlab.bench.probe import machine_info, median_seconds, optimizer_steps
 from ssmlab.bench.report import fmt_value, write_report
 from ssmlab.config import load_config
 from ssmlab.models import build_model
@@ -91,14 +90,11 @@ def train_steps(data: str, steps: int) -> dict:
         model = copy.deepcopy(base).train()
         optimizer = make_optimizer(model, tc.lr, tc.weight_decay)
         torch.manual_seed(1)  # same dropout masks
-        start = time.process_time()
-        for batch in chosen:
-            loss = model.calculate_loss(batch, tc.objective)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        row[f"{name}_s"], row[f"{name}_last_loss"] = time.process_time() - start, loss.item()
-        print(f"{name}: {row[f'{name}_s']:.1f} CPU s, last loss {loss.item():.5f}", flush=True)
+        seconds, loss = optimizer_steps(
+            lambda b, model=model: model.calculate_loss(b, tc.objective), chosen, optimizer
+        )
+        row[f"{name}_s"], row[f"{name}_last_loss"] = seconds, loss
+        print(f"{name}: {seconds:.1f} CPU s, last loss {loss:.5f}", flush=True)
     ssd_module.TORCH_ONE_CHUNK = saved
     row["speedup"] = row["chunked_s"] / row["one_chunk_s"]
     return row

@@ -96,6 +96,18 @@ def median_seconds(fn: Callable[[], object], repeats: int = 3, warmup: int = 1, 
     return statistics.median(time_calls(fn, repeats, warmup=warmup, **kwargs))
 
 
+def optimizer_steps(loss_fn: Callable, batches: Sequence, optimizer) -> tuple[float, float]:
+    """Process CPU seconds of one optimizer step per batch (``loss_fn(batch)``, backward, step)
+    and the last loss: a training-step comparison's measurement."""
+    start = time.process_time()
+    for batch in batches:
+        loss = loss_fn(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.float().backward()
+        optimizer.step()
+    return time.process_time() - start, loss.item()
+
+
 def measure_lengths(
     fns: Mapping[str, Callable],
     make_inputs: Callable[[int], tuple],
@@ -253,6 +265,7 @@ __all__ = [
     "machine_info",
     "measure_lengths",
     "median_seconds",
+    "optimizer_steps",
     "time_calls",
     "torch_threads",
 ]

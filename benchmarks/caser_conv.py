@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ssmlab.bench.probe import machine_info, median_seconds, optimizer_steps
-from ssmlab.bench.report import fmt_value, write_report
+from ssmlab.bench.report import fmt_value, write_report, written_by
 from ssmlab.config import load_config
 from ssmlab.models import build_model, caser
 from ssmlab.train.evaluation import make_optimizer
@@ -95,8 +95,7 @@ def markdown(report: dict) -> str:
     lines = [
         "# Caser's horizontal convolutions on the CPU",
         "",
-        f"Written by `benchmarks/caser_conv.py` on {m.get('cpu')} · {m.get('cores')} cores · "
-        f"{m.get('torch_threads')} torch thread(s) · torch {m.get('torch')} · {m.get('date')}.",
+        written_by("benchmarks/caser_conv.py", m),
         "",
         f"Forward + backward, median process CPU seconds of {s['repeats']} calls; L = {s['L']} "
         f"heights, n_h = {s['n_h']}, d = {s['d']}, {s['rows']} rows of batch width w (the "

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ssmlab.bench.probe import machine_info, optimizer_steps
-from ssmlab.bench.report import fmt_value, write_report
+from ssmlab.bench.report import fmt_value, write_report, written_by
 from ssmlab.config import load_config
 from ssmlab.models import build_model
 from ssmlab.train.evaluation import batch_layout, make_optimizer
@@ -92,8 +92,7 @@ def markdown(report: dict) -> str:
     lines = [
         "# Precision and compilation on the CPU",
         "",
-        f"Written by `benchmarks/precision.py` on {m.get('cpu')} · {m.get('cores')} cores · "
-        f"{m.get('torch_threads')} torch thread(s) · torch {m.get('torch')} · {m.get('date')}.",
+        written_by("benchmarks/precision.py", m),
         "",
         f"{report['settings']['steps']} optimizer steps per variant on {report['data']} "
         "(the preset, all-positions objective, batch 256, length-bucketed), process CPU seconds. "

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ssmlab.bench.probe import machine_info, median_seconds, optimizer_steps
-from ssmlab.bench.report import fmt_value, write_report
+from ssmlab.bench.report import fmt_value, write_report, written_by
 from ssmlab.config import load_config
 from ssmlab.models import build_model
 from ssmlab.ssm.ssd_chunked import ssd_chunked
@@ -105,8 +105,7 @@ def markdown(report: dict) -> str:
     lines = [
         "# SSD's chunk size on the CPU",
         "",
-        f"Written by `benchmarks/ssd_chunk.py` on {m.get('cpu')} · {m.get('cores')} cores · "
-        f"{m.get('torch_threads')} torch thread(s) · torch {m.get('torch')} · {m.get('date')}.",
+        written_by("benchmarks/ssd_chunk.py", m),
         "",
         f"`ssd_chunked` forward + backward, median process CPU seconds of {s['repeats']} calls; "
         f"h = {s['heads']}, p = {s['p']}, n = {s['n']}, about "

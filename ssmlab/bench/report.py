@@ -27,6 +27,15 @@ def write_report(
     print(f"wrote {out / stem}{written}")
 
 
+def written_by(script: str, machine: dict) -> str:
+    """A report's provenance line: the script, the machine and the date it ran."""
+    m = machine
+    return (
+        f"Written by `{script}` on {m.get('cpu')} · {m.get('cores')} cores · "
+        f"{m.get('torch_threads')} torch thread(s) · torch {m.get('torch')} · {m.get('date')}."
+    )
+
+
 def fmt_value(value, digits: int = 2, scale: float = 1.0) -> str:
     """``scale * value`` with ``digits`` decimals, or "–" for None / NaN (a table cell)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -373,4 +382,5 @@ __all__ = [
     "read_histories",
     "read_reproduction",
     "write_report",
+    "written_by",
 ]

@@ -545,7 +545,8 @@ def markdown(results: dict) -> str:
 
 def gap_notes(section: str, rows: dict, paper: dict, limit: float = 0.03) -> list[str]:
     """One line per converged row whose test N@10 is more than ``limit`` away from the paper's,
-    with its explanation from ``reproduction_notes.yaml`` (or says there is none yet)."""
+    with its explanation from ``reproduction_notes.yaml``: the row's own, else the section's
+    ``"*"`` note (one reason shared by every row of a section), else it says there is none yet."""
     notes = yaml.safe_load(GAP_NOTES.read_text()) if GAP_NOTES.is_file() else {}
     notes = (notes or {}).get(section, {})
     lines = []
@@ -554,7 +555,7 @@ def gap_notes(section: str, rows: dict, paper: dict, limit: float = 0.03) -> lis
         if ref is None or r.get("ndcg@10") is None or not r.get("converged"):
             continue
         if abs(r["ndcg@10"] / ref - 1) > limit:
-            why = notes.get(name, "not explained yet.")
+            why = notes.get(name) or notes.get("*", "not explained yet.")
             lines.append(
                 f"- **{name}**: N@10 {r['ndcg@10']:.4f} vs {ref:.4f} ({_gap(r['ndcg@10'], ref)}). "
                 + " ".join(why.split())

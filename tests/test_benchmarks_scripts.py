@@ -459,6 +459,10 @@ def test_gap_notes_list_converged_rows_off_by_more_than_3_percent(tmp_path, monk
     assert lines[1] == "### Gaps over 3% in N@10 (converged rows)"
     assert lines[3] == "- **sasrec**: N@10 0.0400 vs 0.0425 (-5.9%). seed 0 only, more to come."
     assert lines[4].startswith("- **gru4rec**") and lines[4].endswith("not explained yet.")
+    notes.write_text(notes.read_text() + "  '*': another setting.\n")  # the section's note
+    lines = reproduce.gap_notes("beauty", rows, paper)
+    assert lines[3].endswith("seed 0 only, more to come.")  # a row's own note comes first
+    assert lines[4].endswith("(+7.7%). another setting.")
     rows["sasrec"]["converged"] = False  # capped rows are not judged
     rows["gru4rec"]["ndcg@10"] = 0.0300  # +1.0%: within 3%
     assert reproduce.gap_notes("beauty", rows, paper) == []

@@ -19,17 +19,16 @@ Writes ``benchmarks/results/caser-conv-cpu.json`` and ``.md`` with machine info.
 from __future__ import annotations
 
 import argparse
-import copy
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ssmlab.bench.probe import machine_info, median_seconds, optimizer_steps
+from ssmlab.bench.probe import machine_info, median_seconds
 from ssmlab.bench.report import fmt_value, write_report, written_by
+from ssmlab.bench.train import switched_steps
 from ssmlab.config import load_config
 from ssmlab.models import build_model, caser
-from ssmlab.train.evaluation import make_optimizer
 
 OUT = Path(__file__).resolve().parent / "results"
 
@@ -74,18 +73,8 @@ def train_steps(data: str, steps: int) -> dict:
     batches = [b for _, b in zip(range(steps), batches, strict=False)]
     row = {"steps": len(batches), "batch_size": tc.batch_size, "objective": tc.objective}
     row["widths"] = [int(b["item_seq"].shape[1]) for b in batches]
-    saved = caser.PADDED_TAIL_COST
-    for name, cost in (("reference", 0.0), ("model", saved)):
-        caser.PADDED_TAIL_COST = cost
-        model = copy.deepcopy(base).train()
-        optimizer = make_optimizer(model, tc.lr, tc.weight_decay)
-        torch.manual_seed(1)  # same dropout masks
-        seconds, loss = optimizer_steps(
-            lambda b, model=model: model.calculate_loss(b, tc.objective), batches, optimizer
-        )
-        row[f"{name}_s"], row[f"{name}_last_loss"] = seconds, loss
-        print(f"{name}: {seconds:.1f} CPU s, last loss {loss:.5f}", flush=True)
-    caser.PADDED_TAIL_COST = saved
+    settings = {"reference": 0.0, "model": caser.PADDED_TAIL_COST}
+    row |= switched_steps(base, batches, tc.objective, tc, (caser, "PADDED_TAIL_COST"), settings)
     row["speedup"] = row["reference_s"] / row["model_s"]
     return row
 

@@ -19,19 +19,18 @@ Writes ``benchmarks/results/ssd-chunk-cpu.json`` and ``.md`` with machine info.
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ssmlab.bench.probe import machine_info, median_seconds, optimizer_steps
+from ssmlab.bench.probe import machine_info, median_seconds
 from ssmlab.bench.report import fmt_value, write_report, written_by
+from ssmlab.bench.train import switched_steps
 from ssmlab.config import load_config
 from ssmlab.models import build_model
 from ssmlab.ssm.ssd_chunked import ssd_chunked
-from ssmlab.train.evaluation import make_optimizer
 
 # the module, not the function ssmlab.ssm.ssd that its package exports under the same name
 ssd_module = importlib.import_module("ssmlab.ssm.ssd")
@@ -84,18 +83,9 @@ def train_steps(data: str, steps: int) -> dict:
     row = {"steps": len(chosen), "epoch_batches": len(batches), "batch_size": tc.batch_size}
     row["objective"], row["chunk_size"] = tc.objective, config.model.chunk_size
     row["widths"] = [int(b["item_seq"].shape[1]) for b in chosen]
-    saved = ssd_module.TORCH_ONE_CHUNK
-    for name, limit in (("chunked", 0), ("one_chunk", saved)):
-        ssd_module.TORCH_ONE_CHUNK = limit
-        model = copy.deepcopy(base).train()
-        optimizer = make_optimizer(model, tc.lr, tc.weight_decay)
-        torch.manual_seed(1)  # same dropout masks
-        seconds, loss = optimizer_steps(
-            lambda b, model=model: model.calculate_loss(b, tc.objective), chosen, optimizer
-        )
-        row[f"{name}_s"], row[f"{name}_last_loss"] = seconds, loss
-        print(f"{name}: {seconds:.1f} CPU s, last loss {loss:.5f}", flush=True)
-    ssd_module.TORCH_ONE_CHUNK = saved
+    settings = {"chunked": 0, "one_chunk": ssd_module.TORCH_ONE_CHUNK}
+    switch = (ssd_module, "TORCH_ONE_CHUNK")
+    row |= switched_steps(base, chosen, tc.objective, tc, switch, settings)
     row["speedup"] = row["chunked_s"] / row["one_chunk_s"]
     return row
 

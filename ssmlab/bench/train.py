@@ -44,6 +44,7 @@ model. Writes ``<out>/train-epoch-<tag>.json`` and ``.md``::
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import math
 import multiprocessing
@@ -51,12 +52,13 @@ import os
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ssmlab.bench.probe import PeakMemory, git_info, machine_info, time_calls
+from ssmlab.bench.probe import PeakMemory, git_info, machine_info, optimizer_steps, time_calls
 from ssmlab.bench.report import (
     PAPER_TABLE5,
     efficiency_markdown,
@@ -499,6 +501,31 @@ def time_eval(model, dataset, config, device) -> float:
         bucket=True,
     )
     return time_calls(lambda: evaluate(model, batches, device), 1, warmup=0, device=device)[0]
+
+
+def switched_steps(
+    base: torch.nn.Module, batches: Sequence, objective: str, train, switch: tuple, settings: dict
+) -> dict[str, Any]:
+    """A fast path against its reference inside real training steps: the same optimizer steps
+    (``batches``, ``base``'s initial weights, the same dropout masks) with the module constant
+    ``switch = (module, name)`` set to each of ``settings`` ({label: value}) in turn, restored
+    after. Returns ``{f"{label}_s": process CPU seconds, f"{label}_last_loss": last loss}``."""
+    module, name = switch
+    saved, row = getattr(module, name), {}
+    try:
+        for label, value in settings.items():
+            setattr(module, name, value)
+            model = copy.deepcopy(base).train()
+            optimizer = make_optimizer(model, train.lr, train.weight_decay)
+            torch.manual_seed(1)  # same dropout masks
+            seconds, loss = optimizer_steps(
+                lambda b, model=model: model.calculate_loss(b, objective), batches, optimizer
+            )
+            row[f"{label}_s"], row[f"{label}_last_loss"] = seconds, loss
+            print(f"{label}: {seconds:.1f} CPU s, last loss {loss:.5f}", flush=True)
+    finally:
+        setattr(module, name, saved)
+    return row
 
 
 def parse_epoch_args(argv: list[str]) -> argparse.Namespace:

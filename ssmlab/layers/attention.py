@@ -148,6 +148,8 @@ class TransformerBlock(nn.Module):
     ``inner_size``. We follow RecBole.
     """
 
+    attention_class: type[nn.Module] = MultiHeadAttention
+
     def __init__(
         self,
         d_model: int,
@@ -159,7 +161,7 @@ class TransformerBlock(nn.Module):
         eps: float = 1e-12,
     ):
         super().__init__()
-        self.attention = MultiHeadAttention(d_model, n_heads, dropout, attn_dropout, eps)
+        self.attention = self.attention_class(d_model, n_heads, dropout, attn_dropout, eps)
         self.ffn = PointwiseFeedForward(d_model, inner_size, dropout, act, eps)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, return_weights: bool = False):
@@ -431,23 +433,11 @@ class IntervalMultiHeadAttention(MultiHeadAttention):
         return self.norm(x + self.out_dropout(self.dense(ctx)))
 
 
-class IntervalTransformerBlock(nn.Module):
+class IntervalTransformerBlock(TransformerBlock):
     """One layer of the TiM4Rec authors' TiSASRec baseline: RecBole's TransformerLayer with
     :class:`IntervalMultiHeadAttention` in place of its attention (TiTransformer.py:140-166)."""
 
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        inner_size: int,
-        dropout: float,
-        attn_dropout: float,
-        act: str = "gelu",
-        eps: float = 1e-12,
-    ):
-        super().__init__()
-        self.attention = IntervalMultiHeadAttention(d_model, n_heads, dropout, attn_dropout, eps)
-        self.ffn = PointwiseFeedForward(d_model, inner_size, dropout, act, eps)
+    attention_class = IntervalMultiHeadAttention
 
     def forward(self, x, mask, interval, emb_k, emb_v, reference: bool = False) -> torch.Tensor:
         """Shapes: as :class:`IntervalMultiHeadAttention` -> (b, l, d)."""

@@ -433,6 +433,14 @@ class IntervalMultiHeadAttention(MultiHeadAttention):
         return self.norm(x + self.out_dropout(self.dense(ctx)))
 
 
+def transformer_layers(block: type[nn.Module], config) -> nn.ModuleList:
+    """``config.n_layers`` layers ``block(d_model, n_heads, inner_size, dropout, attn_dropout,
+    hidden_act, layer_norm_eps)``, read from the fields every attention model's config has."""
+    c = config
+    args = (c.d_model, c.n_heads, c.inner_size, c.dropout, c.attn_dropout, c.hidden_act)
+    return nn.ModuleList(block(*args, c.layer_norm_eps) for _ in range(c.n_layers))
+
+
 class IntervalTransformerBlock(TransformerBlock):
     """One layer of the TiM4Rec authors' TiSASRec baseline: RecBole's TransformerLayer with
     :class:`IntervalMultiHeadAttention` in place of its attention (TiTransformer.py:140-166)."""

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssmlab.layers.attention import TransformerBlock, attention_mask
+from ssmlab.layers.attention import TransformerBlock, attention_mask, transformer_layers
 from ssmlab.layers.ffn import recbole_init
 from ssmlab.models.base import ModelConfig, SequentialRecommender, gather_last, register
 from ssmlab.models.sasrec import check_item_seq, check_transformer_fields
@@ -125,18 +125,7 @@ class BERT4Rec(SequentialRecommender):
         self.position_embedding = nn.Embedding(config.max_len, d)
         self.emb_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.emb_dropout = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(
-                d,
-                config.n_heads,
-                config.inner_size,
-                config.dropout,
-                config.attn_dropout,
-                config.hidden_act,
-                config.layer_norm_eps,
-            )
-            for _ in range(config.n_layers)
-        )
+        self.blocks = transformer_layers(TransformerBlock, config)
         self.output_dense = nn.Linear(d, d)
         self.output_act = nn.GELU()
         self.output_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ssmlab.layers.attention import TransformerBlock, attention_mask
+from ssmlab.layers.attention import TransformerBlock, attention_mask, transformer_layers
 from ssmlab.layers.ffn import ACTIVATIONS, recbole_init
 from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 
@@ -91,18 +91,7 @@ class SASRec(SequentialRecommender):
         self.position_embedding = nn.Embedding(config.max_len, d)
         self.emb_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.emb_dropout = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(
-                d,
-                config.n_heads,
-                config.inner_size,
-                config.dropout,
-                config.attn_dropout,
-                config.hidden_act,
-                config.layer_norm_eps,
-            )
-            for _ in range(config.n_layers)
-        )
+        self.blocks = transformer_layers(TransformerBlock, config)
         self.apply(recbole_init)  # N(0, 0.02) weights (RecBole initializer_range), zero biases
 
     def encode(self, batch: dict[str, torch.Tensor], return_weights: bool = False):

@@ -26,6 +26,7 @@ from ssmlab.layers.attention import (
     attention_mask,
     clipped_interval_matrix,
     tisasrec_interval_matrix,
+    transformer_layers,
 )
 from ssmlab.layers.ffn import ACTIVATIONS, recbole_init
 from ssmlab.models.base import ModelConfig, SequentialRecommender, register
@@ -127,18 +128,7 @@ class TiSASRec(SequentialRecommender):
         self.interval_v = nn.Embedding(config.time_span + 1, d)  # E_V
         self.dropout = nn.Dropout(config.dropout)
         block = IntervalTransformerBlock if baseline else TiSASRecBlock
-        self.blocks = nn.ModuleList(
-            block(
-                d,
-                config.n_heads,
-                config.inner_size,
-                config.dropout,
-                config.attn_dropout,
-                config.hidden_act,
-                config.layer_norm_eps,
-            )
-            for _ in range(config.n_layers)
-        )
+        self.blocks = transformer_layers(block, config)
         if baseline:
             self.apply(recbole_init)  # N(0, 0.02) weights, zero biases (TiSASRec.py:66-76)
         else:

@@ -172,6 +172,14 @@ class TransformerBlock(nn.Module):
         return self.ffn(self.attention(x, mask))
 
 
+def transformer_layers(block: type[nn.Module], config) -> nn.ModuleList:
+    """``config.n_layers`` layers ``block(d_model, n_heads, inner_size, dropout, attn_dropout,
+    hidden_act, layer_norm_eps)``, read from the fields every attention model's config has."""
+    c = config
+    args = (c.d_model, c.n_heads, c.inner_size, c.dropout, c.attn_dropout, c.hidden_act)
+    return nn.ModuleList(block(*args, c.layer_norm_eps) for _ in range(c.n_layers))
+
+
 # --------------------------------------------------------------------------------- TiSASRec
 def tisasrec_interval_matrix(
     time_seq: torch.Tensor, item_seq_len: torch.Tensor, time_span: int, causal: bool = True
@@ -431,14 +439,6 @@ class IntervalMultiHeadAttention(MultiHeadAttention):
         ctx, _ = attend(q, k, v, None, None, interval, emb_k, emb_v, mask, p_drop, self.training)
         ctx = rearrange(ctx, "b h l p -> b l (h p)")
         return self.norm(x + self.out_dropout(self.dense(ctx)))
-
-
-def transformer_layers(block: type[nn.Module], config) -> nn.ModuleList:
-    """``config.n_layers`` layers ``block(d_model, n_heads, inner_size, dropout, attn_dropout,
-    hidden_act, layer_norm_eps)``, read from the fields every attention model's config has."""
-    c = config
-    args = (c.d_model, c.n_heads, c.inner_size, c.dropout, c.attn_dropout, c.hidden_act)
-    return nn.ModuleList(block(*args, c.layer_norm_eps) for _ in range(c.n_layers))
 
 
 class IntervalTransformerBlock(TransformerBlock):

@@ -432,6 +432,12 @@ def test_protocol_check_pairs_a_models_all_and_prefix_rows():
                 "ndcg@10": 0.0410,
                 "overrides": ["model.d_model=128", "train.objective=last"],
             },
+            "sasrec · lr 0.01": {  # a sensitivity row: not the prefix rows' twin
+                "model": "sasrec",
+                "objective": "all",
+                "ndcg@10": 0.0150,
+                "overrides": ["train.lr=0.01"],
+            },
             "gru4rec": {"model": "gru4rec", "objective": "all", "ndcg@10": 0.03},  # no pair
         },
         "settings": {},
@@ -440,7 +446,8 @@ def test_protocol_check_pairs_a_models_all_and_prefix_rows():
     row, wide = [line for line in lines if line.startswith("| beauty")]
     assert "| sasrec | sasrec · prefix rows | 0.0420 | 0.0400 | +5.0% |" in row
     assert row.endswith("| sasrec: 0.0400–0.0430 | none |")
-    assert wide.endswith("| model.d_model=128 |")
+    assert wide.startswith("| beauty | sasrec | sasrec · wide |")
+    assert wide.endswith("| model.d_model=preset / 128 |")
     assert reproduce.protocol_check({"beauty": {"gru4rec": results["beauty"]["gru4rec"]}}) == []
 
 

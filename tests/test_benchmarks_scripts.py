@@ -404,6 +404,21 @@ def test_caser_conv_quick(tmp_path):
     assert_keys_as_committed(report, "caser-conv-cpu.json")
 
 
+def test_causal_conv_quick(tmp_path):
+    causal_conv = _load("causal_conv")
+    assert causal_conv.main(["--quick", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "causal-conv-cpu.json").read_text())
+    assert [r["length"] for r in report["kernels"]] == [1, 3, 6]
+    assert all(r["speedup"] == r["conv1d_s"] / r["shifted_s"] for r in report["kernels"])
+    assert [t["model"] for t in report["train"]] == list(causal_conv.MODELS)
+    for t in report["train"]:  # the same steps either way: the same loss
+        assert t["steps"] == 2 and t["shifted_s"] > 0
+        assert t["shifted_last_loss"] == pytest.approx(t["conv1d_last_loss"], rel=1e-5)
+    assert causal_conv.conv_module.CPU_SHIFTED is True  # switched back after each measurement
+    assert "| 6 |" in (tmp_path / "causal-conv-cpu.md").read_text()
+    assert_keys_as_committed(report, "causal-conv-cpu.json")
+
+
 def test_ssd_chunk_quick(tmp_path):
     ssd_chunk = _load("ssd_chunk")
     assert ssd_chunk.main(["--quick", "--repeats", "1", "--out", str(tmp_path)]) == 0

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssmlab.layers.bissd import BiSSDBlock
-from ssmlab.layers.conv import CausalConv1d
+from ssmlab.layers.conv import CausalConv1d, ShiftedConv
 from ssmlab.layers.ffn import FeedForward, recbole_init
 from ssmlab.layers.mamba import MambaBlock
 from ssmlab.layers.norm import GatedRMSNorm, PrefixLayerNorm, RMSNorm
@@ -78,6 +78,24 @@ def test_causal_conv_matches_conv1d_and_respects_seq_idx():
     x2 = x.clone()
     x2[:, 6:] = 0
     _assert_prefix_unchanged(conv, x, x2, 5)
+
+
+@pytest.mark.parametrize("l", [1, 3, 4, 9])  # shorter than, equal to and longer than K = 4
+@pytest.mark.parametrize("bias", [True, False])
+def test_causal_conv_cpu_fast_path_matches_conv1d_gradients(l, bias):
+    conv = CausalConv1d(6, kernel_size=4, bias=bias).double()
+    base = torch.randn(2, 6, l + 2, dtype=torch.float64).transpose(1, 2)[:, 1:-1]  # strided
+    x = base.detach().requires_grad_()
+    dy = torch.randn(2, l, 6, dtype=torch.float64).transpose(0, 1).contiguous().transpose(0, 1)
+    fast = conv(x)  # ShiftedConv on the CPU
+    grads = torch.autograd.grad(fast, [x, *conv.parameters()], dy)
+    ref = F.conv1d(F.pad(x.transpose(1, 2), (3, 0)), conv.weight, conv.bias, groups=6)
+    ref = ref.transpose(1, 2)
+    ref_grads = torch.autograd.grad(ref, [x, *conv.parameters()], dy)
+    torch.testing.assert_close(fast, ref)
+    for got, want in zip(grads, ref_grads, strict=True):  # x, weight (, bias)
+        torch.testing.assert_close(got, want)
+    assert torch.autograd.gradcheck(ShiftedConv.apply, (x, conv.weight, conv.bias))
 
 
 # -- FFN and init --------------------------------------------------------------------------------

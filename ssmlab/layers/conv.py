@@ -4,6 +4,12 @@ y_t = bias + sum_{m=0}^{K-1} w_{K-1-m} x_{t-m}, with zeros before the start of t
 for packed batches, before the start of each sequence of the row (``seq_idx``), as mamba-ssm's
 ``causal_conv1d_fn(..., seq_idx=...)`` does. The weights live in an ``nn.Conv1d`` (depthwise,
 ``padding=K-1``) so checkpoints and ``isinstance(m, nn.Conv1d)`` initializations carry over.
+
+On the CPU the convolution runs as K shifted multiply-adds over the (b, l, c) tensor with a
+hand-written backward (:class:`ShiftedConv`): oneDNN's depthwise ``conv1d`` took 1.65-20.5x
+longer for forward + backward at 2,048 rows of 192 channels and L = 1..50, which made TiM4Rec's
+Beauty prefix-row steps 1.2x slower (``benchmarks/causal_conv.py``). ``nn.Conv1d`` stays the path
+on other devices and the reference in the tests.
 """
 
 from __future__ import annotations
@@ -13,6 +19,47 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssmlab.ssm.ssd_packed import check_seq_idx, segment_ids
+
+CPU_SHIFTED = True  # False: nn.Conv1d on the CPU too (the reference; benchmarks switch it)
+
+
+class ShiftedConv(torch.autograd.Function):
+    """y = bias + sum_m w[:, K-1-m] * x_{t-m} (the module's formula) as K shifted multiply-adds.
+
+    Backward: dx_t = sum_m w[:, K-1-m] * dy_{t+m}; dw[:, K-1-m] = sum_{b,t} dy_t * x_{t-m};
+    dbias = sum_{b,t} dy_t. No padded copies: tap m updates positions m..l-1 in place.
+
+    Shapes: x (b, l, c); weight (c, 1, K) as ``nn.Conv1d`` holds it; bias (c,) or None;
+    returns (b, l, c).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        w, k, l = weight[:, 0, :], weight.shape[-1], x.shape[1]
+        y = x * w[:, k - 1]  # tap 0: x_t
+        if bias is not None:
+            y += bias
+        for m in range(1, min(k, l)):  # tap m reads x_{t-m}: zero before the start
+            y[:, m:].addcmul_(x[:, : l - m], w[:, k - 1 - m])
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight = ctx.saved_tensors
+        w, k, l = weight[:, 0, :], weight.shape[-1], x.shape[1]
+        dx = dy * w[:, k - 1] if ctx.needs_input_grad[0] else None
+        dw = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
+        if dw is not None:
+            dw[:, 0, k - 1] = (dy * x).sum((0, 1))
+        for m in range(1, min(k, l)):
+            if dx is not None:
+                dx[:, : l - m].addcmul_(dy[:, m:], w[:, k - 1 - m])
+            if dw is not None:
+                dw[:, 0, k - 1 - m] = (dy[:, m:] * x[:, : l - m]).sum((0, 1))
+        db = dy.sum((0, 1)) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return dx, dw, db
 
 
 class CausalConv1d(nn.Module):
@@ -52,6 +99,8 @@ class CausalConv1d(nn.Module):
                 f"x must have shape (b, l, {self.conv.in_channels}), got {tuple(x.shape)}"
             )
         b, l, _c = x.shape
+        if seq_idx is None and CPU_SHIFTED and x.device.type == "cpu":
+            return ShiftedConv.apply(x, self.conv.weight, self.conv.bias)
         if seq_idx is None:
             y = self.conv(x.transpose(1, 2))[..., :l]  # (b c l+K-1) -> (b c l)
             return y.transpose(1, 2)

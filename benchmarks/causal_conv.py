@@ -1,0 +1,162 @@
+"""The causal depthwise conv of the Mamba-family blocks on the CPU: shifted multiply-adds
+(``ssmlab.layers.conv.ShiftedConv``) against ``nn.Conv1d`` (oneDNN).
+
+    python benchmarks/causal_conv.py [--data amazon-beauty] [--steps 12] [--threads 1] [--quick]
+
+Two measurements, process CPU seconds on one intra-op thread (the work done, whatever else the
+machine runs), forward + backward:
+
+1. the conv alone at TiM4Rec's Beauty size (c = 192 channels: x, B and C of d_inner = 128 and
+   d_state = 32; K = 4; 2,048 rows) for lengths 1..50: ``nn.Conv1d`` (``CPU_SHIFTED = False``)
+   against ``ShiftedConv`` (as the module is);
+2. training steps of Beauty presets that use the conv (TiM4Rec: prefix rows, batch 2048;
+   Mamba4Rec and SSD4Rec*: all positions, batch 256; length-bucketed, ``steps`` batches spread
+   over the epoch's widths): the same batches and initial weights with ``CPU_SHIFTED`` off and on.
+
+Writes ``benchmarks/results/causal-conv-cpu.json`` and ``.md`` with machine info.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ssmlab.bench.probe import machine_info, median_seconds
+from ssmlab.bench.report import fmt_value, write_report, written_by
+from ssmlab.bench.train import switched_steps
+from ssmlab.config import load_config
+from ssmlab.layers import conv as conv_module
+from ssmlab.layers.conv import CausalConv1d
+from ssmlab.models import build_model
+
+OUT = Path(__file__).resolve().parent / "results"
+SWITCH = (conv_module, "CPU_SHIFTED")
+SETTINGS = {"conv1d": False, "shifted": True}
+MODELS = {  # model: overrides of its Beauty preset (the table3_beauty.sh rows)
+    "tim4rec": [],
+    "mamba4rec": ["train.objective=all", "train.batch_size=256"],
+    "ssd4rec_star": ["train.objective=all", "train.batch_size=256"],
+}
+
+
+def kernel_rows(rows: int, c: int, k: int, lengths, repeats: int) -> list[dict]:
+    torch.manual_seed(0)
+    conv = CausalConv1d(c, k)
+    out = []
+    for length in lengths:
+        x = torch.randn(rows, length, c, requires_grad=True)
+        dy = torch.randn(rows, length, c)
+        row = {"length": length}
+        for label, value in SETTINGS.items():
+            setattr(*SWITCH, value)
+            try:
+                row[f"{label}_s"] = median_seconds(
+                    lambda x=x, dy=dy: conv(x).backward(dy), repeats, clock="process"
+                )
+            finally:
+                setattr(*SWITCH, True)
+        row["speedup"] = row["conv1d_s"] / row["shifted_s"]
+        out.append(row)
+        print(f"L {length:3d}: conv1d {row['conv1d_s']:.4f} s, shifted {row['shifted_s']:.4f} s, "
+              f"{row['speedup']:.2f}x", flush=True)  # fmt: skip
+    return out
+
+
+def train_steps(model: str, data: str, overrides: list[str], steps: int) -> dict:
+    """CPU seconds of ``steps`` training steps (spread over the epoch's widths) with the
+    shifted conv off and on."""
+    config = load_config(model, data, overrides=["data.tie_order=item", *overrides])
+    dataset = config.data.load()
+    tc = config.train
+    batches = list(
+        dataset.split().train_batches(
+            tc.objective, batch_size=tc.batch_size, max_len=config.max_len, seed=0, bucket=True
+        )
+    )
+    batches.sort(key=lambda b: b["item_seq"].shape[1])
+    picks = np.linspace(0, len(batches) - 1, min(steps, len(batches))).round().astype(int)
+    chosen = [batches[i] for i in picks]
+    torch.manual_seed(0)
+    base = build_model(model, dataset.n_items, config=config.model)
+    row = {"model": model, "steps": len(chosen), "epoch_batches": len(batches)}
+    row["objective"], row["batch_size"] = tc.objective, tc.batch_size
+    row["widths"] = [int(b["item_seq"].shape[1]) for b in chosen]
+    row |= switched_steps(base, chosen, tc.objective, tc, SWITCH, SETTINGS)
+    row["speedup"] = row["conv1d_s"] / row["shifted_s"]
+    return row
+
+
+def markdown(report: dict) -> str:
+    m, s = report["machine"], report["settings"]
+    lines = [
+        "# The causal depthwise conv on the CPU: shifted multiply-adds against nn.Conv1d",
+        "",
+        written_by("benchmarks/causal_conv.py", m),
+        "",
+        f"Forward + backward, median process CPU seconds of {s['repeats']} calls; {s['rows']} "
+        f"rows of length L, c = {s['channels']} channels, K = {s['kernel']}.",
+        "",
+        "| L | nn.Conv1d s | shifted s | speed-up |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for r in report["kernels"]:
+        lines.append(
+            f"| {r['length']} | {fmt_value(r['conv1d_s'], 4)} | {fmt_value(r['shifted_s'], 4)}"
+            f" | {fmt_value(r['speedup'])} |"
+        )
+    lines += [
+        "",
+        f"Training steps on {report['data']} (each model's preset with the overrides shown; "
+        "the same batches, spread over the epoch's widths, and initial weights):",
+        "",
+        "| model | objective | batch | steps (of epoch) | widths | nn.Conv1d CPU s | shifted CPU s"
+        " | speed-up | last loss (conv1d / shifted) |",
+        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- |",
+    ]
+    for t in report["train"]:
+        lines.append(
+            f"| {t['model']} | {t['objective']} | {t['batch_size']} | {t['steps']} "
+            f"({t['epoch_batches']}) | {min(t['widths'])}–{max(t['widths'])} | "
+            f"{fmt_value(t['conv1d_s'], 1)} | {fmt_value(t['shifted_s'], 1)} | "
+            f"**{fmt_value(t['speedup'])}x** | {fmt_value(t['conv1d_last_loss'], 5)} / "
+            f"{fmt_value(t['shifted_last_loss'], 5)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", default="amazon-beauty")
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="toy sizes and data (a smoke test)")
+    p.add_argument("--out", default=str(OUT))
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows, c, k = (16, 8, 4) if args.quick else (2048, 192, 4)
+    lengths = [1, 3, 6] if args.quick else [1, 2, 3, 5, 8, 12, 20, 30, 50]
+    data, steps = ("toy", 2) if args.quick else (args.data, args.steps)
+    report = {
+        "benchmark": "causal-conv",
+        "data": data,
+        "machine": machine_info("cpu"),
+        "settings": {
+            "rows": rows,
+            "channels": c,
+            "kernel": k,
+            "repeats": args.repeats,
+            "threads": args.threads,
+        },
+        "kernels": kernel_rows(rows, c, k, lengths, args.repeats),
+        "train": [train_steps(m, data, o, steps) for m, o in MODELS.items()],
+    }
+    write_report(Path(args.out), "causal-conv-cpu", report, markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -461,13 +461,15 @@ assert not torch.isclose(ss4rec.calculate_loss(month_later, "last"), loss)  # ti
 # (the stored results grow as rows land; the check cell below holds for any of them)
 RESULTS = RESULTS_DIR  # benchmarks/results of this checkout, wherever the notebook runs
 rows = read_reproduction(RESULTS, "amazon-beauty")
+paper = paper_table3("amazon-beauty")
 sensitivity = ("train.lr=", "model.dropout=")  # rows off the presets' settings: in the report
-beauty = {
+beauty = {  # Table 3's models (SS4Rec's and SSD4Rec's own rows are in the report)
     k: r
     for k, r in rows.items()
-    if r["converged"] and not any(o.startswith(sensitivity) for o in r.get("overrides", []))
+    if r["converged"]
+    and r["model"] in paper
+    and not any(o.startswith(sensitivity) for o in r.get("overrides", []))
 }
-paper = paper_table3("amazon-beauty")
 curves = read_histories(RESULTS, beauty)
 fig = training.training_curves(curves, "ndcg@10", title="Amazon-Beauty: valid NDCG@10 per epoch")
 fig

@@ -21,12 +21,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ssmlab.bench.probe import machine_info, median_seconds
 from ssmlab.bench.report import fmt_value, write_report, written_by
-from ssmlab.bench.train import switched_steps
+from ssmlab.bench.train import spread_batches, switched_steps
 from ssmlab.config import load_config
 from ssmlab.layers import conv as conv_module
 from ssmlab.layers.conv import CausalConv1d
@@ -71,14 +70,10 @@ def train_steps(model: str, data: str, overrides: list[str], steps: int) -> dict
     config = load_config(model, data, overrides=["data.tie_order=item", *overrides])
     dataset = config.data.load()
     tc = config.train
-    batches = list(
-        dataset.split().train_batches(
-            tc.objective, batch_size=tc.batch_size, max_len=config.max_len, seed=0, bucket=True
-        )
+    batches = dataset.split().train_batches(
+        tc.objective, batch_size=tc.batch_size, max_len=config.max_len, seed=0, bucket=True
     )
-    batches.sort(key=lambda b: b["item_seq"].shape[1])
-    picks = np.linspace(0, len(batches) - 1, min(steps, len(batches))).round().astype(int)
-    chosen = [batches[i] for i in picks]
+    chosen = spread_batches(batches, steps)
     torch.manual_seed(0)
     base = build_model(model, dataset.n_items, config=config.model)
     row = {"model": model, "steps": len(chosen), "epoch_batches": len(batches)}

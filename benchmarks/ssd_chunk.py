@@ -22,12 +22,11 @@ import argparse
 import importlib
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ssmlab.bench.probe import machine_info, median_seconds
 from ssmlab.bench.report import fmt_value, write_report, written_by
-from ssmlab.bench.train import switched_steps
+from ssmlab.bench.train import spread_batches, switched_steps
 from ssmlab.config import load_config
 from ssmlab.models import build_model
 from ssmlab.ssm.ssd_chunked import ssd_chunked
@@ -69,15 +68,10 @@ def train_steps(data: str, steps: int) -> dict:
     config = load_config("tim4rec", data, overrides=["data.tie_order=item"])
     dataset = config.data.load()
     tc = config.train
-    batches = list(
-        dataset.split().train_batches(
-            tc.objective, batch_size=tc.batch_size, max_len=config.max_len, seed=0, bucket=True
-        )
+    batches = dataset.split().train_batches(
+        tc.objective, batch_size=tc.batch_size, max_len=config.max_len, seed=0, bucket=True
     )
-    batches.sort(key=lambda b: b["item_seq"].shape[1])
-    steps = min(steps or len(batches), len(batches))
-    picks = np.linspace(0, len(batches) - 1, steps).round().astype(int)
-    chosen = [batches[i] for i in picks]
+    chosen = spread_batches(batches, steps)
     torch.manual_seed(0)
     base = build_model("tim4rec", dataset.n_items, config=config.model)
     row = {"steps": len(chosen), "epoch_batches": len(batches), "batch_size": tc.batch_size}

@@ -503,6 +503,14 @@ def time_eval(model, dataset, config, device) -> float:
     return time_calls(lambda: evaluate(model, batches, device), 1, warmup=0, device=device)[0]
 
 
+def spread_batches(batches, steps: int | None) -> list:
+    """``steps`` of ``batches`` (all when ``steps`` is 0 or None) spread evenly over them sorted
+    by width: a fast path's comparison sees the short and the long batches of an epoch."""
+    ordered = sorted(batches, key=lambda b: b["item_seq"].shape[1])
+    steps = min(steps or len(ordered), len(ordered))
+    return [ordered[i] for i in np.linspace(0, len(ordered) - 1, steps).round().astype(int)]
+
+
 def switched_steps(
     base: torch.nn.Module, batches: Sequence, objective: str, train, switch: tuple, settings: dict
 ) -> dict[str, Any]:

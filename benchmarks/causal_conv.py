@@ -25,11 +25,9 @@ import torch
 
 from ssmlab.bench.probe import machine_info, median_seconds
 from ssmlab.bench.report import fmt_value, write_report, written_by
-from ssmlab.bench.train import spread_batches, switched_steps
-from ssmlab.config import load_config
+from ssmlab.bench.train import preset_switched_steps
 from ssmlab.layers import conv as conv_module
 from ssmlab.layers.conv import CausalConv1d
-from ssmlab.models import build_model
 
 OUT = Path(__file__).resolve().parent / "results"
 SWITCH = (conv_module, "CPU_SHIFTED")
@@ -67,19 +65,7 @@ def kernel_rows(rows: int, c: int, k: int, lengths, repeats: int) -> list[dict]:
 def train_steps(model: str, data: str, overrides: list[str], steps: int) -> dict:
     """CPU seconds of ``steps`` training steps (spread over the epoch's widths) with the
     shifted conv off and on."""
-    config = load_config(model, data, overrides=["data.tie_order=item", *overrides])
-    dataset = config.data.load()
-    tc = config.train
-    batches = dataset.split().train_batches(
-        tc.objective, batch_size=tc.batch_size, max_len=config.max_len, seed=0, bucket=True
-    )
-    chosen = spread_batches(batches, steps)
-    torch.manual_seed(0)
-    base = build_model(model, dataset.n_items, config=config.model)
-    row = {"model": model, "steps": len(chosen), "epoch_batches": len(batches)}
-    row["objective"], row["batch_size"] = tc.objective, tc.batch_size
-    row["widths"] = [int(b["item_seq"].shape[1]) for b in chosen]
-    row |= switched_steps(base, chosen, tc.objective, tc, SWITCH, SETTINGS)
+    row = {"model": model} | preset_switched_steps(model, data, overrides, steps, SWITCH, SETTINGS)
     row["speedup"] = row["conv1d_s"] / row["shifted_s"]
     return row
 

@@ -26,9 +26,8 @@ import torch
 
 from ssmlab.bench.probe import machine_info, median_seconds
 from ssmlab.bench.report import fmt_value, write_report, written_by
-from ssmlab.bench.train import spread_batches, switched_steps
+from ssmlab.bench.train import preset_switched_steps
 from ssmlab.config import load_config
-from ssmlab.models import build_model
 from ssmlab.ssm.ssd_chunked import ssd_chunked
 
 # the module, not the function ssmlab.ssm.ssd that its package exports under the same name
@@ -65,21 +64,10 @@ def kernel_rows(lengths, heads: int, p: int, n: int, positions: int, repeats: in
 def train_steps(data: str, steps: int) -> dict:
     """CPU seconds of TiM4Rec training steps (an epoch, or ``steps`` of its batches spread over
     its widths) with the one-chunk rule off and on."""
-    config = load_config("tim4rec", data, overrides=["data.tie_order=item"])
-    dataset = config.data.load()
-    tc = config.train
-    batches = dataset.split().train_batches(
-        tc.objective, batch_size=tc.batch_size, max_len=config.max_len, seed=0, bucket=True
-    )
-    chosen = spread_batches(batches, steps)
-    torch.manual_seed(0)
-    base = build_model("tim4rec", dataset.n_items, config=config.model)
-    row = {"steps": len(chosen), "epoch_batches": len(batches), "batch_size": tc.batch_size}
-    row["objective"], row["chunk_size"] = tc.objective, config.model.chunk_size
-    row["widths"] = [int(b["item_seq"].shape[1]) for b in chosen]
     settings = {"chunked": 0, "one_chunk": ssd_module.TORCH_ONE_CHUNK}
     switch = (ssd_module, "TORCH_ONE_CHUNK")
-    row |= switched_steps(base, chosen, tc.objective, tc, switch, settings)
+    row = preset_switched_steps("tim4rec", data, [], steps, switch, settings)
+    row["chunk_size"] = load_config("tim4rec", data).model.chunk_size
     row["speedup"] = row["chunked_s"] / row["one_chunk_s"]
     return row
 

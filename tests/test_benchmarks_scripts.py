@@ -434,6 +434,21 @@ def test_ssd_chunk_quick(tmp_path):
     assert_keys_as_committed(report, "ssd-chunk-cpu.json")
 
 
+def test_dropout_quick(tmp_path):
+    dropout = _load("dropout")
+    assert dropout.main(["--quick", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "dropout-cpu.json").read_text())
+    assert [r["shape"] for r in report["kernels"]] == [[16, 5, 8]]
+    assert all(r["speedup"] == r["bernoulli_s"] / r["uniform_s"] for r in report["kernels"])
+    assert [t["model"] for t in report["train"]] == list(dropout.MODELS)
+    for t in report["train"]:  # other masks of the same law: close, finite losses
+        assert t["steps"] == 2 and t["uniform_s"] > 0
+        assert t["uniform_last_loss"] == pytest.approx(t["bernoulli_last_loss"], rel=0.05)
+    assert dropout.dropout_module.CPU_UNIFORM is True  # switched back after each measurement
+    assert "| 16 x 5 x 8 |" in (tmp_path / "dropout-cpu.md").read_text()
+    assert_keys_as_committed(report, "dropout-cpu.json")
+
+
 def test_protocol_check_pairs_a_models_all_and_prefix_rows():
     reproduce = _load_reproduce()
     seeds = {"spread": {"ndcg@10": [0.040, 0.043]}}

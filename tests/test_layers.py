@@ -7,8 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssmlab.layers import dropout as dropout_module
 from ssmlab.layers.bissd import BiSSDBlock
 from ssmlab.layers.conv import CausalConv1d, ShiftedConv
+from ssmlab.layers.dropout import Dropout, dropout
 from ssmlab.layers.ffn import FeedForward, recbole_init
 from ssmlab.layers.mamba import MambaBlock
 from ssmlab.layers.norm import GatedRMSNorm, PrefixLayerNorm, RMSNorm
@@ -60,6 +62,48 @@ def test_prefix_layernorm_uses_prefix_statistics_only():
     _assert_prefix_unchanged(norm, x, x2, 3)
     with pytest.raises(ValueError, match="max_len"):
         norm(torch.zeros(1, 11))
+
+
+# -- dropout ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("p", [0.1, 0.4, 0.9])
+def test_dropout_cpu_mask_has_the_law_and_gradient_of_f_dropout(p):
+    n = 200_000
+    x = (torch.rand(n, dtype=torch.float64) + 0.5).requires_grad_()  # no zeros: kept = y != 0
+    dy = torch.randn(n, dtype=torch.float64)
+    tolerance = 5 * (p * (1 - p) / n) ** 0.5  # 5 binomial standard deviations
+    for fn in (lambda t: dropout(t, p), lambda t: F.dropout(t, p, True)):  # fast, reference
+        y = fn(x)
+        kept = y != 0
+        assert abs(kept.double().mean().item() - (1 - p)) < tolerance
+        torch.testing.assert_close(y[kept], x[kept] / (1 - p))  # kept values scaled by 1/(1-p)
+        (grad,) = torch.autograd.grad(y, x, dy)
+        torch.testing.assert_close(grad, dy * kept / (1 - p))  # the same mask, no grad through it
+    assert not torch.equal(dropout(x, p) != 0, dropout(x, p) != 0)  # fresh draws per call
+
+
+def test_dropout_module_is_nn_dropout_and_falls_back_to_it():
+    x = torch.randn(64, 8)
+    layer = Dropout(0.3)
+    assert isinstance(layer, nn.Dropout) and layer.state_dict() == {}
+    assert layer.eval()(x) is x and dropout(x, 0.0) is x and dropout(x, 0.5, False) is x
+    assert torch.equal(dropout(x, 1.0), torch.zeros_like(x))
+    with pytest.raises(ValueError, match="probability"):
+        dropout(x, 1.5)
+    layer.train()
+    dropout_module.CPU_UNIFORM = False  # the reference path: F.dropout, draw for draw
+    try:
+        torch.manual_seed(0)
+        ref = layer(x)
+    finally:
+        dropout_module.CPU_UNIFORM = True
+    torch.manual_seed(0)
+    torch.testing.assert_close(ref, F.dropout(x, 0.3, True))
+    before = x.clone()
+    torch.manual_seed(0)
+    fast = layer(x)
+    torch.manual_seed(0)
+    torch.testing.assert_close(fast, x * (torch.rand_like(x) >= 0.3) / 0.7)
+    assert torch.equal(x, before)  # not in place
 
 
 # -- causal conv ---------------------------------------------------------------------------------

@@ -232,24 +232,25 @@ def _successor_rows(b: int, seed: int, seqlen: int = 10):
 
 def test_bert4rec_recbole_cloze_learns_the_next_item_of_unseen_rows():
     """Trained on masked history items only, the model still learns "next = current + 1" and
-    predicts the (never trained on) next item of held-out rows better."""
+    predicts the (never trained on) next item of held-out rows better (seeds 0-7 gave ratios
+    0.39-0.74 after these 150 steps; at 60 steps on 128 rows they spread over 0.86-1.05)."""
     torch.manual_seed(0)
     model = build_model(
         "bert4rec", N_ITEMS, d_model=D, max_len=MAX_LEN, dropout=0.1, n_heads=2, inner_size=32,
         cloze="recbole", drop_first_at_predict=True,
     )  # fmt: skip
-    train, held_out = _successor_rows(128, seed=0), _successor_rows(128, seed=1)
+    train, held_out = _successor_rows(512, seed=0), _successor_rows(128, seed=1)
 
     before = next_item_ce(model, held_out)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
+    for _ in range(150):
         loss = model.calculate_loss(train, "cloze")
         opt.zero_grad()
         loss.backward()
         opt.step()
     after = next_item_ce(model, held_out)
     print("held-out next-item CE", before, "->", after)
-    assert after < 0.92 * before
+    assert after < 0.85 * before
 
 
 # ------------------------------------------------------------------------ Caser (RecBole)

@@ -536,6 +536,32 @@ def switched_steps(
     return row
 
 
+def preset_switched_steps(
+    model: str,
+    data: str,
+    overrides: Sequence[str],
+    steps: int | None,
+    switch: tuple,
+    settings: dict,
+) -> dict[str, Any]:
+    """:func:`switched_steps` on a preset's real training batches: ``model``'s config for
+    ``data`` (same-day ties in item order) with ``overrides``, ``steps`` of its epoch's
+    length-bucketed batches spread over their widths (:func:`spread_batches`), weights seeded 0.
+    Returns the row: steps, epoch_batches, objective, batch_size, widths and the timings."""
+    config = load_config(model, data, overrides=["data.tie_order=item", *overrides])
+    dataset = config.data.load()
+    tc = config.train
+    batches = dataset.split().train_batches(
+        tc.objective, batch_size=tc.batch_size, max_len=config.max_len, seed=0, bucket=True
+    )
+    chosen = spread_batches(batches, steps)
+    torch.manual_seed(0)
+    base = build_model(model, dataset.n_items, config=config.model, dataset_users=dataset.n_users)
+    row = {"steps": len(chosen), "epoch_batches": len(batches), "objective": tc.objective}
+    row |= {"batch_size": tc.batch_size, "widths": [int(b["item_seq"].shape[1]) for b in chosen]}
+    return row | switched_steps(base, chosen, tc.objective, tc, switch, settings)
+
+
 def parse_epoch_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="ssmlab bench train --data", description=__doc__.split("\n")[0]

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ssmlab.layers.dropout import Dropout, dropout
 from ssmlab.layers.ffn import make_activation
 
 
@@ -72,7 +73,7 @@ def scaled_dot_attention_ref(q, k, v, mask, dropout_p: float = 0.0, training: bo
     scores = torch.einsum("bhip,bhjp->bhij", q, k) / math.sqrt(q.size(-1))  # (b h l l)
     scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
     weights = scores.softmax(dim=-1)
-    out = torch.einsum("bhij,bhjp->bhip", F.dropout(weights, dropout_p, training), v)  # (b h l p)
+    out = torch.einsum("bhij,bhjp->bhip", dropout(weights, dropout_p, training), v)  # (b h l p)
     return out, weights
 
 
@@ -94,7 +95,7 @@ class MultiHeadAttention(nn.Module):
         self.key = nn.Linear(d_model, d_model)
         self.value = nn.Linear(d_model, d_model)
         self.dense = nn.Linear(d_model, d_model)
-        self.out_dropout = nn.Dropout(dropout)
+        self.out_dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(d_model, eps=eps)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, return_weights: bool = False):
@@ -131,7 +132,7 @@ class PointwiseFeedForward(nn.Module):
         self.dense_1 = nn.Linear(d_model, inner_size)
         self.act = make_activation(act)
         self.dense_2 = nn.Linear(inner_size, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(d_model, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -255,7 +256,7 @@ def time_interval_attention_ref(
         torch.einsum("bhip,bhjp->bhij", q, k) + torch.einsum("bhip,bhijp->bhij", q, r_k)
     ) / math.sqrt(q.size(-1))
     weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1)
-    dropped = F.dropout(weights, dropout_p, training)
+    dropped = dropout(weights, dropout_p, training)
     out = torch.einsum("bhij,bhjp->bhip", dropped, v) + torch.einsum(
         "bhij,bhijp->bhip", dropped, r_v
     )  # (b h l p)
@@ -297,7 +298,7 @@ def time_interval_attention(
         q.size(-1)
     )
     weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1)
-    dropped = F.dropout(weights, dropout_p, training)
+    dropped = dropout(weights, dropout_p, training)
     bins = dropped.new_zeros(b, h, seqlen, emb_v.size(0))  # (b h l r)
     bins = bins.scatter_add_(-1, index, dropped)  # bins[..., r] = sum of a_ij with r_ij = r
     out = torch.einsum("bhij,bhjp->bhip", dropped, v) + torch.einsum(
@@ -374,9 +375,9 @@ class TiSASRecBlock(nn.Module):
         self.ffn = nn.Sequential(
             nn.Linear(d_model, inner_size),
             make_activation(act),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(inner_size, d_model),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
 
     def forward(

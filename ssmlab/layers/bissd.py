@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import FeedForward
 from ssmlab.layers.ssd import SSDBlock
 from ssmlab.ssm.ssd import reverse_within
@@ -54,7 +55,7 @@ class BiSSDBlock(nn.Module):
         self.beta, self.flip_back = beta, flip_back
         self.ssd = SSDBlock(d_model, **ssd_kwargs)
         self.norm = nn.LayerNorm(d_model, eps=ffn_eps)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.ffn = FeedForward(
             d_model, 4 * d_model, dropout, activation="gelu", eps=ffn_eps, dropout_after_norm=True
         )

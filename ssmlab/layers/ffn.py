@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from ssmlab.layers.dropout import Dropout
+
 ACTIVATIONS = {"gelu": nn.GELU, "hardswish": nn.Hardswish, "relu": nn.ReLU, "silu": nn.SiLU}
 
 
@@ -50,7 +52,7 @@ class FeedForward(nn.Module):
         self.fc1 = nn.Linear(d_model, inner_size)
         self.act = make_activation(activation)
         self.fc2 = nn.Linear(inner_size, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(d_model, eps=eps)
         self.dropout_after_norm = dropout_after_norm
 

@@ -15,6 +15,7 @@ from einops import rearrange
 from torch import nn
 
 from ssmlab.layers.conv import CausalConv1d
+from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import make_activation
 from ssmlab.layers.mamba import inverse_softplus, log_uniform_dt
 from ssmlab.layers.norm import GatedRMSNorm, PrefixLayerNorm
@@ -219,7 +220,7 @@ class TimeAwareSSDBlock(SSDBlock):
         if time_path:
             h = self.n_heads
             self.time_mlp = nn.Sequential(
-                nn.Dropout(time_dropout),
+                Dropout(time_dropout),
                 SequenceLinear(max_len, causal=causal),
                 nn.SiLU(),
                 SequenceLinear(max_len, causal=causal),
@@ -227,7 +228,7 @@ class TimeAwareSSDBlock(SSDBlock):
             self.time_conv1 = CausalConv1d(h, d_conv, bias=conv_bias)
             self.time_conv2 = CausalConv1d(h, d_conv, bias=conv_bias)
             self.time_gate = nn.Sequential(
-                nn.Dropout(time_dropout),
+                Dropout(time_dropout),
                 SequenceLinear(max_len, max_len if p2p_residual else 1, causal=causal),
                 nn.Sigmoid(),
             )

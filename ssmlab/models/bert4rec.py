@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssmlab.layers.attention import TransformerBlock, attention_mask, transformer_layers
+from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import recbole_init
 from ssmlab.models.base import ModelConfig, SequentialRecommender, gather_last, register
 from ssmlab.models.sasrec import check_item_seq, check_transformer_fields
@@ -124,7 +125,7 @@ class BERT4Rec(SequentialRecommender):
         self.item_embedding = nn.Embedding(n_items + 2, d, padding_idx=0)  # + [MASK] row
         self.position_embedding = nn.Embedding(config.max_len, d)
         self.emb_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
-        self.emb_dropout = nn.Dropout(config.dropout)
+        self.emb_dropout = Dropout(config.dropout)
         self.blocks = transformer_layers(TransformerBlock, config)
         self.output_dense = nn.Linear(d, d)
         self.output_act = nn.GELU()

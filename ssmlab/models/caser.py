@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssmlab.layers.dropout import Dropout
 from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 
 LAYOUTS = ("right_aligned", "recbole")
@@ -166,7 +167,7 @@ class Caser(SequentialRecommender):
             nn.Embedding(config.n_users + 1, d, padding_idx=0) if config.n_users else None
         )
         self.fc2 = nn.Linear(2 * d if config.n_users else d, d)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         for module in self.modules():  # RecBole's init
             if isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, 0.0, 1.0 / d)

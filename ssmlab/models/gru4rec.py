@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ssmlab.layers.dropout import Dropout
 from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 
 
@@ -48,7 +49,7 @@ class GRU4Rec(SequentialRecommender):
 
     def __init__(self, config: GRU4RecConfig, n_items: int):
         super().__init__(config, n_items)
-        self.emb_dropout = nn.Dropout(config.dropout)
+        self.emb_dropout = Dropout(config.dropout)
         self.gru = nn.GRU(
             config.d_model,
             config.hidden_size,

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import FeedForward
 from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 from ssmlab.ssm import linear_scan
@@ -79,7 +80,7 @@ class LRULayer(nn.Module):
         self.in_im = nn.Linear(d_model, n)
         self.out_re = nn.Linear(n, d_model)  # Re(C h) = C_re h_re - C_im h_im + c_re
         self.out_im = nn.Linear(n, d_model, bias=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(d_model, eps=eps)
 
     def eigenvalues(self) -> torch.Tensor:
@@ -135,7 +136,7 @@ class LRURec(SequentialRecommender):
     def __init__(self, config: LRURecConfig, n_items: int):
         super().__init__(config, n_items)
         d = config.d_model
-        self.emb_dropout = nn.Dropout(config.dropout)
+        self.emb_dropout = Dropout(config.dropout)
         self.emb_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.layers = nn.ModuleList(
             LRULayer(

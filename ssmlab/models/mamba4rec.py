@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import FeedForward, recbole_init
 from ssmlab.layers.mamba import MambaBlock
 from ssmlab.models.base import ModelConfig, SequentialRecommender, register
@@ -60,7 +61,7 @@ class MambaLayer(nn.Module):
             dt_rank=config.dt_rank,
             backend=config.backend,
         )
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.norm = nn.LayerNorm(d, eps=1e-12)
         self.ffn = FeedForward(d, 4 * d, config.dropout, activation="gelu")
 
@@ -89,7 +90,7 @@ class Mamba4Rec(SequentialRecommender):
 
     def __init__(self, config: Mamba4RecConfig, n_items: int):
         super().__init__(config, n_items)
-        self.emb_dropout = nn.Dropout(config.dropout)
+        self.emb_dropout = Dropout(config.dropout)
         self.emb_norm = nn.LayerNorm(config.d_model, eps=1e-12)
         self.layers = nn.ModuleList([MambaLayer(config) for _ in range(config.n_layers)])
         self.apply(recbole_init)

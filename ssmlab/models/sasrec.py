@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ssmlab.layers.attention import TransformerBlock, attention_mask, transformer_layers
+from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import ACTIVATIONS, recbole_init
 from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 
@@ -90,7 +91,7 @@ class SASRec(SequentialRecommender):
         d = config.d_model
         self.position_embedding = nn.Embedding(config.max_len, d)
         self.emb_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
-        self.emb_dropout = nn.Dropout(config.dropout)
+        self.emb_dropout = Dropout(config.dropout)
         self.blocks = transformer_layers(TransformerBlock, config)
         self.apply(recbole_init)  # N(0, 0.02) weights (RecBole initializer_range), zero biases
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import recbole_init
 from ssmlab.layers.mamba import MambaBlock
 from ssmlab.layers.s5 import S5Block
@@ -94,7 +95,7 @@ class SSLayer(nn.Module):
             expand=config.expand,
             backend=config.backend,
         )
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.norm = nn.LayerNorm(d, eps=1e-12)
 
     def forward(self, x: torch.Tensor, time_gap: torch.Tensor) -> torch.Tensor:
@@ -161,7 +162,7 @@ class SS4Rec(SequentialRecommender):
 
     def __init__(self, config: SS4RecConfig, n_items: int):
         super().__init__(config, n_items)
-        self.emb_dropout = nn.Dropout(config.dropout)
+        self.emb_dropout = Dropout(config.dropout)
         self.emb_norm = nn.LayerNorm(config.d_model, eps=1e-12)
         self.layers = nn.ModuleList([SSLayer(config) for _ in range(config.n_layers)])
         self.apply(recbole_init)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ssmlab.layers.bissd import BiSSDBlock
+from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import recbole_init
 from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 
@@ -116,7 +117,7 @@ class SSD4Rec(SequentialRecommender):
         super().__init__(config, n_items)
         d = config.d_model
         self.item_embedding = nn.Embedding(n_items + 1, d)  # row 0: mask token, trainable
-        self.emb_dropout = nn.Dropout(config.dropout)
+        self.emb_dropout = Dropout(config.dropout)
         self.emb_norm = nn.LayerNorm(d, eps=1e-12)
         self.layers = nn.ModuleList(
             [

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import FeedForward, recbole_init
 from ssmlab.layers.norm import PrefixLayerNorm
 from ssmlab.layers.ssd import TIME_MLPS, SSDBlock, TimeAwareSSDBlock
@@ -131,7 +132,7 @@ class TiSSDLayer(nn.Module):
         else:
             self.block = SSDBlock(d, **kwargs)
         self.residual = config.n_layers > 1
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.norm = nn.LayerNorm(d, eps=config.norm_eps)
         self.ffn = FeedForward(d, 4 * d, config.dropout, activation=config.ffn_act)
 
@@ -188,10 +189,10 @@ class TiM4Rec(SequentialRecommender):
         self.objectives = self.objectives_for(config)
         self.causal = "all" in self.objectives
         self.n_heads = config.expand * config.d_model // config.head_dim
-        self.emb_dropout = nn.Dropout(config.dropout)
+        self.emb_dropout = Dropout(config.dropout)
         self.emb_norm = nn.LayerNorm(config.d_model, eps=config.norm_eps)
         if config.use_time:
-            self.time_dropout = nn.Dropout(config.dropout)
+            self.time_dropout = Dropout(config.dropout)
             self.time_norm = (
                 PrefixLayerNorm(config.max_len, eps=config.norm_eps)
                 if config.time_mlp == "causal"

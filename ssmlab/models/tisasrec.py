@@ -28,6 +28,7 @@ from ssmlab.layers.attention import (
     tisasrec_interval_matrix,
     transformer_layers,
 )
+from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import ACTIVATIONS, recbole_init
 from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 from ssmlab.models.sasrec import check_item_seq
@@ -126,7 +127,7 @@ class TiSASRec(SequentialRecommender):
             self.pos_v = nn.Embedding(config.max_len, d)  # P^V
         self.interval_k = nn.Embedding(config.time_span + 1, d)  # E_K over r = 0..k
         self.interval_v = nn.Embedding(config.time_span + 1, d)  # E_V
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         block = IntervalTransformerBlock if baseline else TiSASRecBlock
         self.blocks = transformer_layers(block, config)
         if baseline:

@@ -18,7 +18,6 @@ Writes ``benchmarks/results/caser-conv-cpu.json`` and ``.md`` with machine info.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -26,7 +25,7 @@ from torch import nn
 
 from ssmlab.bench.probe import machine_info, median_seconds
 from ssmlab.bench.report import fmt_value, write_report, written_by
-from ssmlab.bench.train import switched_steps
+from ssmlab.bench.train import fast_path_parser, switched_steps
 from ssmlab.config import load_config
 from ssmlab.models import build_model, caser
 
@@ -113,14 +112,7 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="amazon-beauty")
-    p.add_argument("--steps", type=int, default=12)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="toy sizes and data (a smoke test)")
-    p.add_argument("--out", default=str(OUT))
-    args = p.parse_args(argv)
+    args = fast_path_parser(__doc__, OUT).parse_args(argv)
     torch.set_num_threads(args.threads)
     L, n_h, d, rows = (6, 2, 8, 16) if args.quick else (50, 8, 64, 512)
     widths = [1, 3, 6] if args.quick else [1, 2, 3, 5, 8, 12, 16, 20, 25, 30, 40, 50]

@@ -18,14 +18,13 @@ Writes ``benchmarks/results/causal-conv-cpu.json`` and ``.md`` with machine info
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 
 from ssmlab.bench.probe import machine_info, median_seconds
-from ssmlab.bench.report import fmt_value, write_report, written_by
-from ssmlab.bench.train import preset_switched_steps
+from ssmlab.bench.report import fmt_value, switched_steps_markdown, write_report, written_by
+from ssmlab.bench.train import fast_path_parser, preset_switched_steps
 from ssmlab.layers import conv as conv_module
 from ssmlab.layers.conv import CausalConv1d
 
@@ -62,14 +61,6 @@ def kernel_rows(rows: int, c: int, k: int, lengths, repeats: int) -> list[dict]:
     return out
 
 
-def train_steps(model: str, data: str, overrides: list[str], steps: int) -> dict:
-    """CPU seconds of ``steps`` training steps (spread over the epoch's widths) with the
-    shifted conv off and on."""
-    row = {"model": model} | preset_switched_steps(model, data, overrides, steps, SWITCH, SETTINGS)
-    row["speedup"] = row["conv1d_s"] / row["shifted_s"]
-    return row
-
-
 def markdown(report: dict) -> str:
     m, s = report["machine"], report["settings"]
     lines = [
@@ -93,30 +84,13 @@ def markdown(report: dict) -> str:
         f"Training steps on {report['data']} (each model's preset with the overrides shown; "
         "the same batches, spread over the epoch's widths, and initial weights):",
         "",
-        "| model | objective | batch | steps (of epoch) | widths | nn.Conv1d CPU s | shifted CPU s"
-        " | speed-up | last loss (conv1d / shifted) |",
-        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- |",
     ]
-    for t in report["train"]:
-        lines.append(
-            f"| {t['model']} | {t['objective']} | {t['batch_size']} | {t['steps']} "
-            f"({t['epoch_batches']}) | {min(t['widths'])}–{max(t['widths'])} | "
-            f"{fmt_value(t['conv1d_s'], 1)} | {fmt_value(t['shifted_s'], 1)} | "
-            f"**{fmt_value(t['speedup'])}x** | {fmt_value(t['conv1d_last_loss'], 5)} / "
-            f"{fmt_value(t['shifted_last_loss'], 5)} |"
-        )
+    lines += switched_steps_markdown(report["train"], {"conv1d": "nn.Conv1d", "shifted": "shifted"})
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="amazon-beauty")
-    p.add_argument("--steps", type=int, default=12)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="toy sizes and data (a smoke test)")
-    p.add_argument("--out", default=str(OUT))
-    args = p.parse_args(argv)
+    args = fast_path_parser(__doc__, OUT).parse_args(argv)
     torch.set_num_threads(args.threads)
     rows, c, k = (16, 8, 4) if args.quick else (2048, 192, 4)
     lengths = [1, 3, 6] if args.quick else [1, 2, 3, 5, 8, 12, 20, 30, 50]
@@ -133,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads,
         },
         "kernels": kernel_rows(rows, c, k, lengths, args.repeats),
-        "train": [train_steps(m, data, o, steps) for m, o in MODELS.items()],
+        "train": [
+            {"model": m} | preset_switched_steps(m, data, o, steps, SWITCH, SETTINGS)
+            for m, o in MODELS.items()
+        ],
     }
     write_report(Path(args.out), "causal-conv-cpu", report, markdown(report))
     return 0

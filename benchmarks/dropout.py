@@ -16,14 +16,13 @@ Writes ``benchmarks/results/dropout-cpu.json`` and ``.md`` with machine info.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 
 from ssmlab.bench.probe import machine_info, median_seconds
-from ssmlab.bench.report import fmt_value, write_report, written_by
-from ssmlab.bench.train import preset_switched_steps
+from ssmlab.bench.report import fmt_value, switched_steps_markdown, write_report, written_by
+from ssmlab.bench.train import fast_path_parser, preset_switched_steps
 from ssmlab.layers import dropout as dropout_module
 from ssmlab.layers.dropout import Dropout
 
@@ -62,13 +61,6 @@ def kernel_rows(shapes, repeats: int) -> list[dict]:
     return out
 
 
-def train_steps(model: str, data: str, overrides: list[str], steps: int) -> dict:
-    """CPU seconds of ``steps`` training steps with the uniform mask off and on."""
-    row = {"model": model} | preset_switched_steps(model, data, overrides, steps, SWITCH, SETTINGS)
-    row["speedup"] = row["bernoulli_s"] / row["uniform_s"]
-    return row
-
-
 def markdown(report: dict) -> str:
     m, s = report["machine"], report["settings"]
     lines = [
@@ -92,30 +84,15 @@ def markdown(report: dict) -> str:
         "the same batches, spread over the epoch's widths, and initial weights; other masks of "
         "the same law):",
         "",
-        "| model | objective | batch | steps (of epoch) | widths | F.dropout CPU s | uniform CPU s"
-        " | speed-up | last loss (F.dropout / uniform) |",
-        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- |",
     ]
-    for t in report["train"]:
-        lines.append(
-            f"| {t['model']} | {t['objective']} | {t['batch_size']} | {t['steps']} "
-            f"({t['epoch_batches']}) | {min(t['widths'])}–{max(t['widths'])} | "
-            f"{fmt_value(t['bernoulli_s'], 1)} | {fmt_value(t['uniform_s'], 1)} | "
-            f"**{fmt_value(t['speedup'])}x** | {fmt_value(t['bernoulli_last_loss'], 5)} / "
-            f"{fmt_value(t['uniform_last_loss'], 5)} |"
-        )
+    lines += switched_steps_markdown(
+        report["train"], {"bernoulli": "F.dropout", "uniform": "uniform"}
+    )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="amazon-beauty")
-    p.add_argument("--steps", type=int, default=12)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="toy sizes and data (a smoke test)")
-    p.add_argument("--out", default=str(OUT))
-    args = p.parse_args(argv)
+    args = fast_path_parser(__doc__, OUT).parse_args(argv)
     torch.set_num_threads(args.threads)
     shapes = [(16, 5, 8, 0.4)] if args.quick else SHAPES
     data, steps = ("toy", 2) if args.quick else (args.data, args.steps)
@@ -125,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info("cpu"),
         "settings": {"repeats": args.repeats, "threads": args.threads},
         "kernels": kernel_rows(shapes, args.repeats),
-        "train": [train_steps(m, data, o, steps) for m, o in MODELS.items()],
+        "train": [
+            {"model": m} | preset_switched_steps(m, data, o, steps, SWITCH, SETTINGS)
+            for m, o in MODELS.items()
+        ],
     }
     write_report(Path(args.out), "dropout-cpu", report, markdown(report))
     return 0

@@ -18,7 +18,6 @@ Writes ``benchmarks/results/ssd-chunk-cpu.json`` and ``.md`` with machine info.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import torch
 
 from ssmlab.bench.probe import machine_info, median_seconds
 from ssmlab.bench.report import fmt_value, write_report, written_by
-from ssmlab.bench.train import preset_switched_steps
+from ssmlab.bench.train import fast_path_parser, preset_switched_steps
 from ssmlab.config import load_config
 from ssmlab.ssm.ssd_chunked import ssd_chunked
 
@@ -67,9 +66,7 @@ def train_steps(data: str, steps: int) -> dict:
     settings = {"chunked": 0, "one_chunk": ssd_module.TORCH_ONE_CHUNK}
     switch = (ssd_module, "TORCH_ONE_CHUNK")
     row = preset_switched_steps("tim4rec", data, [], steps, switch, settings)
-    row["chunk_size"] = load_config("tim4rec", data).model.chunk_size
-    row["speedup"] = row["chunked_s"] / row["one_chunk_s"]
-    return row
+    return row | {"chunk_size": load_config("tim4rec", data).model.chunk_size}
 
 
 def markdown(report: dict) -> str:
@@ -109,14 +106,7 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="amazon-beauty")
-    p.add_argument("--steps", type=int, default=0, help="0: a whole epoch")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="toy sizes and data (a smoke test)")
-    p.add_argument("--out", default=str(OUT))
-    args = p.parse_args(argv)
+    args = fast_path_parser(__doc__, OUT, steps=0, steps_help="0: a whole epoch").parse_args(argv)
     torch.set_num_threads(args.threads)
     heads, dim, positions = (2, 4, 512) if args.quick else (4, 32, 51_200)
     lengths = [8, 40] if args.quick else [8, 20, 32, 33, 50, 64, 100, 200]

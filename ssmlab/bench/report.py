@@ -43,6 +43,26 @@ def fmt_value(value, digits: int = 2, scale: float = 1.0) -> str:
     return f"{scale * value:.{digits}f}"
 
 
+def switched_steps_markdown(rows: list[dict], labels: dict[str, str]) -> list[str]:
+    """Table lines of ``ssmlab.bench.train.preset_switched_steps`` rows (with ``model`` and
+    ``speedup``): the reference setting then the fast one, ``labels`` = {setting: header}."""
+    (ref, ref_label), (fast, fast_label) = labels.items()
+    lines = [
+        f"| model | objective | batch | steps (of epoch) | widths | {ref_label} CPU s | "
+        f"{fast_label} CPU s | speed-up | last loss ({ref_label} / {fast_label}) |",
+        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- |",
+    ]
+    for t in rows:
+        lines.append(
+            f"| {t['model']} | {t['objective']} | {t['batch_size']} | {t['steps']} "
+            f"({t['epoch_batches']}) | {min(t['widths'])}–{max(t['widths'])} | "
+            f"{fmt_value(t[f'{ref}_s'], 1)} | {fmt_value(t[f'{fast}_s'], 1)} | "
+            f"**{fmt_value(t['speedup'])}x** | {fmt_value(t[f'{ref}_last_loss'], 5)} / "
+            f"{fmt_value(t[f'{fast}_last_loss'], 5)} |"
+        )
+    return lines
+
+
 # -- ssmlab bench kernels -------------------------------------------------------------------
 def kernels_markdown(report: dict) -> str:
     """``ssmlab bench kernels``: time and memory tables per method and length, growth exponents,

@@ -547,7 +547,8 @@ def preset_switched_steps(
     """:func:`switched_steps` on a preset's real training batches: ``model``'s config for
     ``data`` (same-day ties in item order) with ``overrides``, ``steps`` of its epoch's
     length-bucketed batches spread over their widths (:func:`spread_batches`), weights seeded 0.
-    Returns the row: steps, epoch_batches, objective, batch_size, widths and the timings."""
+    ``settings`` = {reference: value, fast path: value}. Returns the row: steps, epoch_batches,
+    objective, batch_size, widths, the timings and ``speedup`` (reference s / fast path s)."""
     config = load_config(model, data, overrides=["data.tie_order=item", *overrides])
     dataset = config.data.load()
     tc = config.train
@@ -559,7 +560,25 @@ def preset_switched_steps(
     base = build_model(model, dataset.n_items, config=config.model, dataset_users=dataset.n_users)
     row = {"steps": len(chosen), "epoch_batches": len(batches), "objective": tc.objective}
     row |= {"batch_size": tc.batch_size, "widths": [int(b["item_seq"].shape[1]) for b in chosen]}
-    return row | switched_steps(base, chosen, tc.objective, tc, switch, settings)
+    row |= switched_steps(base, chosen, tc.objective, tc, switch, settings)
+    ref, fast = settings
+    return row | {"speedup": row[f"{ref}_s"] / row[f"{fast}_s"]}
+
+
+def fast_path_parser(
+    doc: str, out: Path, steps: int = 12, steps_help: str = "training steps"
+) -> argparse.ArgumentParser:
+    """The options of the fast-path benchmark scripts (``benchmarks/caser_conv.py``,
+    ``causal_conv.py``, ``dropout.py``, ``ssd_chunk.py``): data, training steps, torch threads,
+    repeats of each kernel timing, ``--quick`` (toy sizes) and the output folder."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
+    p.add_argument("--data", default="amazon-beauty")
+    p.add_argument("--steps", type=int, default=steps, help=steps_help)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="toy sizes and data (a smoke test)")
+    p.add_argument("--out", default=str(out))
+    return p
 
 
 def parse_epoch_args(argv: list[str]) -> argparse.Namespace:

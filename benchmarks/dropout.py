@@ -7,9 +7,10 @@ Two measurements, process CPU seconds on one intra-op thread, forward + backward
 
 1. dropout alone on the activations it meets in the Beauty presets (p as there);
 2. training steps of Beauty presets (the table3_beauty.sh rows: TiM4Rec's prefix rows at batch
-   2048, the others all positions at 256; ``steps`` length-bucketed batches spread over the
-   epoch's widths): the same batches and initial weights with ``CPU_UNIFORM`` off and on. The
-   masks are other draws of the same law, so the losses differ a little.
+   2048, BERT4Rec's cloze rows, the others all positions at 256; ``steps`` length-bucketed
+   batches spread over the epoch's widths): the same batches and initial weights with
+   ``CPU_UNIFORM`` off and on (off, attention weights are dropped inside SDPA again). The masks
+   are other draws of the same law, so the losses differ a little.
 
 Writes ``benchmarks/results/dropout-cpu.json`` and ``.md`` with machine info.
 """
@@ -35,7 +36,14 @@ SHAPES = [  # (rows, length, width, p): TiM4Rec's embeddings and FFN, SASRec's a
     (256, 50, 64, 0.5),
 ]
 ALL = ["train.objective=all", "train.batch_size=256"]
-MODELS = {"tim4rec": [], "sasrec": ALL, "mamba4rec": ALL, "ssd4rec_star": ALL, "gru4rec": ALL}
+MODELS = {  # the presets' objectives as table3_beauty.sh runs them
+    "tim4rec": [],
+    "sasrec": ALL,
+    "bert4rec": [],
+    "mamba4rec": ALL,
+    "ssd4rec_star": ALL,
+    "gru4rec": ALL,
+}
 
 
 def kernel_rows(shapes, repeats: int) -> list[dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ssmlab.layers import dropout as dropout_module
 from ssmlab.layers.attention import (
     MultiHeadAttention,
     TiSASRecBlock,
@@ -52,6 +53,26 @@ def test_multihead_fast_path_matches_reference():
     torch.testing.assert_close(weights.sum(-1), torch.ones(4, 4, 7, dtype=torch.float64))
     assert torch.isfinite(fast).all()
     assert (weights[:3].masked_select(~mask[:3].expand_as(weights[:3])) == 0).all()
+
+
+def test_multihead_trains_with_the_uniform_dropout_mask_on_the_cpu():
+    """Training on the CPU with attention dropout takes the reference with
+    ``ssmlab.layers.dropout``'s mask; without it (``CPU_UNIFORM = False``) SDPA's own dropout."""
+    attn = MultiHeadAttention(d_model=16, n_heads=4, dropout=0.0, attn_dropout=0.3).train()
+    x, mask = torch.randn(4, 7, 16), attention_mask(torch.arange(1, 29).view(4, 7))
+    torch.manual_seed(0)
+    out = attn(x, mask)
+    torch.manual_seed(0)
+    ref, _ = attn(x, mask, return_weights=True)
+    torch.testing.assert_close(out, ref)
+    dropout_module.CPU_UNIFORM = False
+    try:
+        torch.manual_seed(0)
+        sdpa = attn(x, mask)
+    finally:
+        dropout_module.CPU_UNIFORM = True
+    assert not torch.allclose(sdpa, out)  # other masks: another path was taken
+    assert torch.isfinite(sdpa).all()
 
 
 def test_reference_attention_weights_follow_the_mask():

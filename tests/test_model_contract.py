@@ -143,8 +143,10 @@ def test_padding_invariance(case):
     "case, objective", [(case, objective) for case in CASES for objective in objectives(case)]
 )
 def test_loss_falls(case, objective):
-    """20 Adam steps on "next item = current + 1": the training loss falls, and so does the
-    cross-entropy of the next-item scores for the next-item objectives ("last", "all")."""
+    """20 Adam steps (60 for the cloze objective, whose random masks make its loss noisy: at 20
+    steps the last five losses summed to 0.74-0.94 of the first five over seeds 0-7 of
+    bert4rec_recbole, at 60 to 0.38-0.66) on "next item = current + 1": the training loss
+    falls, and so does the cross-entropy of the next-item scores for "last" and "all"."""
     model = make(case, dropout=0.0)
     items, times = sequences(b=32, l=10, successor=True)
     lens = torch.randint(2, 11, (32,), generator=torch.Generator().manual_seed(1)).tolist()
@@ -153,7 +155,7 @@ def test_loss_falls(case, objective):
     before = next_item_ce(model, batch)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
-    for _ in range(20):
+    for _ in range(60 if objective == "cloze" else 20):
         loss = model.calculate_loss(batch, objective)
         optimizer.zero_grad()
         loss.backward()
@@ -161,7 +163,7 @@ def test_loss_falls(case, objective):
         losses.append(loss.item())
     after = next_item_ce(model, batch)
     print(case, objective, "loss", losses[0], "->", losses[-1], "| next-item CE", before, after)
-    assert sum(losses[-5:]) < 0.9 * sum(losses[:5])  # cloze losses are noisy (random masks)
+    assert sum(losses[-5:]) < 0.9 * sum(losses[:5])
     if objective in ("last", "all"):
         assert after < 0.8 * before
 

@@ -552,8 +552,9 @@ def preset_switched_steps(
     config = load_config(model, data, overrides=["data.tie_order=item", *overrides])
     dataset = config.data.load()
     tc = config.train
+    layout = batch_layout(get_model_class(model), tc.objective)  # BERT4Rec's cloze: prefix rows
     batches = dataset.split().train_batches(
-        tc.objective, batch_size=tc.batch_size, max_len=config.max_len, seed=0, bucket=True
+        layout, batch_size=tc.batch_size, max_len=config.max_len, seed=0, bucket=True
     )
     chosen = spread_batches(batches, steps)
     torch.manual_seed(0)

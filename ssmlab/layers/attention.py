@@ -15,7 +15,8 @@ can draw exactly what the models use. Sequences are right-padded with item id 0.
 
 What this version changes:
 - masks are booleans filled with the dtype's minimum (RecBole adds -10000): same softmax up to
-  rounding; the fast path is ``F.scaled_dot_product_attention``, tested equal to the reference.
+  rounding; the fast path is ``F.scaled_dot_product_attention``, tested equal to the reference
+  (which trains with dropout on the weights on the CPU: ``ssmlab.layers.dropout``).
 - TiSASRec: interval embeddings are looked up as ``Q @ E_Kᵀ`` gathered by interval, and attention
   weights are binned by interval before ``@ E_V`` (exact, no (b, l, l, d) tensor);
   :func:`time_interval_attention_ref` materializes that tensor as in the authors' code.
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ssmlab.layers.dropout import Dropout, dropout
+from ssmlab.layers.dropout import Dropout, dropout, uniform_mask
 from ssmlab.layers.ffn import make_activation
 
 
@@ -106,7 +107,9 @@ class MultiHeadAttention(nn.Module):
             for f in (self.query, self.key, self.value)
         )
         p_drop = self.attn_dropout if self.training else 0.0
-        if return_weights:
+        # dropout on the weights costs less through the reference on the CPU (the uniform mask)
+        # than inside SDPA (bernoulli_ in its math fallback): benchmarks/dropout.py
+        if return_weights or (p_drop > 0 and uniform_mask(q)):
             ctx, weights = scaled_dot_attention_ref(q, k, v, mask, p_drop, self.training)
         else:  # fast path, same map (tested against the reference); an additive mask keeps a
             # fully masked row uniform, as the reference, where a boolean one would give NaN

@@ -18,6 +18,11 @@ from torch import nn
 CPU_UNIFORM = True  # False: F.dropout on the CPU too (the reference; benchmarks switch it)
 
 
+def uniform_mask(x: torch.Tensor) -> bool:
+    """Whether :func:`dropout` draws the mask of ``x`` from uniforms (CPU, unless switched off)."""
+    return CPU_UNIFORM and x.device.type == "cpu"
+
+
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """``F.dropout(x, p, training)`` with the uniform-comparison mask on the CPU.
 
@@ -25,7 +30,7 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """
     if not training or p == 0.0:
         return x
-    if not CPU_UNIFORM or x.device.type != "cpu" or not 0.0 < p < 1.0:
+    if not uniform_mask(x) or not 0.0 < p < 1.0:
         return F.dropout(x, p, training)  # also raises torch's error for p outside [0, 1]
     return x * torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))  # the scaled mask needs no grad
 

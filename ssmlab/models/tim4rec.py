@@ -167,7 +167,7 @@ class TiM4Rec(SequentialRecommender):
     (``"clamped"``) gaps are clamped at 0 and zeroed at padding (``time_deltas``), so the
     normalized time feature at real positions does not carry the sequence end. On Amazon-Beauty
     (Table 3's setting) the two give the same test NDCG@10 within seed noise (0.0433 official,
-    0.0427 and 0.0435 clamped; ``benchmarks/results/reproduction.md``). With
+    0.0427-0.0435 over three seeds clamped; ``benchmarks/results/reproduction.md``). With
     ``time_mlp="causal"`` the two agree at real positions (prefix statistics never reach the
     first padding position). Sequences are
     padded internally to max_len for the positional maps (longer ones are rejected). As in

@@ -77,8 +77,10 @@ if [[ $queue == all || $queue == ml100k ]]; then  # a sanity ranking (no paper n
   ml --models caser,ssd4rec "${LAST[@]}"
   ml --models bert4rec --set train.early_stop=recbole
   ml --models tim4rec --label "causal time path" --set model.time_mlp=causal "${MLALL[@]}"
-  # Table 3's form last: prefix rows of ML-100K's long histories (about 97,000 rows of up to 200
-  # positions): no epoch had ended after 20 minutes on one thread beside another run (2026-12-02)
+  # Table 3's form last: prefix rows of ML-100K's long histories (8.4 million positions an
+  # epoch, 7.7x Beauty's): `ssmlab bench train --data ml-100k --models tim4rec --protocols last
+  # --batch-size 2048 --steps 4 --threads 1` estimated 1,592 s an epoch (AMD EPYC, 2026-12-02),
+  # so its tens of epochs need more than one 3-hour session (runs/ does not outlive it)
   ml --models tim4rec "${LAST[@]}"
 fi
 if [[ $queue == all || $queue == checks ]]; then  # protocol and preset sensitivity

@@ -2,11 +2,12 @@
 
 y = x * m / (1 - p) with m_i ~ Bernoulli(1 - p) independent (Srivastava et al., JMLR 2014), as
 ``nn.Dropout``. On the CPU torch draws m with ``bernoulli_``; m = (U >= p) with U ~ Uniform[0, 1)
-from ``rand_like`` has the same law (P(U >= p) = 1 - p) and took 1.35-4.1x less time forward +
-backward, which made TiM4Rec's Beauty prefix-row training steps 1.44x cheaper and SASRec's 1.14x
-(``benchmarks/dropout.py``). The masks differ draw for draw from ``nn.Dropout``'s, so a seeded
-run gives other numbers than with ``CPU_UNIFORM = False``, from the same distribution.
-``F.dropout`` stays the path on other devices and the reference in the tests.
+from ``rand_like`` has the same law (P(U >= p) = 1 - p) and took 2.1-3.2x less time forward +
+backward, which made Beauty training steps of BERT4Rec 1.75x cheaper, TiM4Rec (prefix rows)
+1.40x and SASRec 1.12x (``benchmarks/dropout.py``). The masks differ draw for draw from
+``nn.Dropout``'s, so a seeded run gives other numbers than with ``CPU_UNIFORM = False``, from
+the same distribution. ``F.dropout`` stays the path on other devices and the reference in the
+tests.
 """
 
 from __future__ import annotations

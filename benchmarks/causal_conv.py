@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from ssmlab.bench.probe import machine_info, median_seconds
+from ssmlab.bench.probe import machine_info
 from ssmlab.bench.report import fmt_value, switched_steps_markdown, write_report, written_by
-from ssmlab.bench.train import fast_path_parser, preset_switched_steps
+from ssmlab.bench.train import fast_path_parser, preset_switched_steps, switched_seconds
 from ssmlab.layers import conv as conv_module
 from ssmlab.layers.conv import CausalConv1d
 
@@ -45,16 +45,8 @@ def kernel_rows(rows: int, c: int, k: int, lengths, repeats: int) -> list[dict]:
     for length in lengths:
         x = torch.randn(rows, length, c, requires_grad=True)
         dy = torch.randn(rows, length, c)
-        row = {"length": length}
-        for label, value in SETTINGS.items():
-            setattr(*SWITCH, value)
-            try:
-                row[f"{label}_s"] = median_seconds(
-                    lambda x=x, dy=dy: conv(x).backward(dy), repeats, clock="process"
-                )
-            finally:
-                setattr(*SWITCH, True)
-        row["speedup"] = row["conv1d_s"] / row["shifted_s"]
+        call = lambda x=x, dy=dy: conv(x).backward(dy)  # noqa: E731
+        row = {"length": length} | switched_seconds(call, SWITCH, SETTINGS, repeats)
         out.append(row)
         print(f"L {length:3d}: conv1d {row['conv1d_s']:.4f} s, shifted {row['shifted_s']:.4f} s, "
               f"{row['speedup']:.2f}x", flush=True)  # fmt: skip

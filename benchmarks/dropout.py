@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from ssmlab.bench.probe import machine_info, median_seconds
+from ssmlab.bench.probe import machine_info
 from ssmlab.bench.report import fmt_value, switched_steps_markdown, write_report, written_by
-from ssmlab.bench.train import fast_path_parser, preset_switched_steps
+from ssmlab.bench.train import fast_path_parser, preset_switched_steps, switched_seconds
 from ssmlab.layers import dropout as dropout_module
 from ssmlab.layers.dropout import Dropout
 
@@ -53,16 +53,9 @@ def kernel_rows(shapes, repeats: int) -> list[dict]:
         layer = Dropout(p).train()
         x = torch.randn(rows, length, width, requires_grad=True)
         dy = torch.randn(rows, length, width)
+        call = lambda x=x, dy=dy, layer=layer: layer(x).backward(dy)  # noqa: E731
         row = {"shape": [rows, length, width], "p": p}
-        for label, value in SETTINGS.items():
-            setattr(*SWITCH, value)
-            try:
-                row[f"{label}_s"] = median_seconds(
-                    lambda x=x, dy=dy, layer=layer: layer(x).backward(dy), repeats, clock="process"
-                )
-            finally:
-                setattr(*SWITCH, True)
-        row["speedup"] = row["bernoulli_s"] / row["uniform_s"]
+        row |= switched_seconds(call, SWITCH, SETTINGS, repeats)
         out.append(row)
         print(f"{row['shape']} p {p}: bernoulli {row['bernoulli_s']:.4f} s, uniform "
               f"{row['uniform_s']:.4f} s, {row['speedup']:.2f}x", flush=True)  # fmt: skip

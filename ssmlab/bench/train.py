@@ -51,6 +51,7 @@ import multiprocessing
 import os
 import statistics
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ssmlab.bench.probe import PeakMemory, git_info, machine_info, optimizer_steps, time_calls
+from ssmlab.bench.probe import (
+    PeakMemory,
+    git_info,
+    machine_info,
+    median_seconds,
+    optimizer_steps,
+    time_calls,
+)
 from ssmlab.bench.report import (
     PAPER_TABLE5,
     efficiency_markdown,
@@ -511,29 +519,51 @@ def spread_batches(batches, steps: int | None) -> list:
     return [ordered[i] for i in np.linspace(0, len(ordered) - 1, steps).round().astype(int)]
 
 
+@contextmanager
+def switched(switch: tuple, value):
+    """``switch = (module, name)``: the module constant set to ``value`` inside, restored after."""
+    module, name = switch
+    saved = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, saved)
+
+
 def switched_steps(
     base: torch.nn.Module, batches: Sequence, objective: str, train, switch: tuple, settings: dict
 ) -> dict[str, Any]:
     """A fast path against its reference inside real training steps: the same optimizer steps
-    (``batches``, ``base``'s initial weights, the same dropout masks) with the module constant
-    ``switch = (module, name)`` set to each of ``settings`` ({label: value}) in turn, restored
-    after. Returns ``{f"{label}_s": process CPU seconds, f"{label}_last_loss": last loss}``."""
-    module, name = switch
-    saved, row = getattr(module, name), {}
-    try:
-        for label, value in settings.items():
-            setattr(module, name, value)
+    (``batches``, ``base``'s initial weights, the same seed for dropout) with the module constant
+    ``switch = (module, name)`` set to each of ``settings`` ({label: value}) in turn
+    (:func:`switched`). Returns ``{f"{label}_s": process CPU seconds, f"{label}_last_loss": last
+    loss}``."""
+    row = {}
+    for label, value in settings.items():
+        with switched(switch, value):
             model = copy.deepcopy(base).train()
             optimizer = make_optimizer(model, train.lr, train.weight_decay)
-            torch.manual_seed(1)  # same dropout masks
+            torch.manual_seed(1)  # same dropout draws
             seconds, loss = optimizer_steps(
                 lambda b, model=model: model.calculate_loss(b, objective), batches, optimizer
             )
-            row[f"{label}_s"], row[f"{label}_last_loss"] = seconds, loss
-            print(f"{label}: {seconds:.1f} CPU s, last loss {loss:.5f}", flush=True)
-    finally:
-        setattr(module, name, saved)
+        row[f"{label}_s"], row[f"{label}_last_loss"] = seconds, loss
+        print(f"{label}: {seconds:.1f} CPU s, last loss {loss:.5f}", flush=True)
     return row
+
+
+def switched_seconds(call, switch: tuple, settings: dict, repeats: int) -> dict[str, float]:
+    """A fast path against its reference on one call: median process CPU seconds of ``call()``
+    over ``repeats`` calls with ``switch = (module, name)`` set to each of ``settings``
+    ({reference: value, fast path: value}) in turn (:func:`switched`). Returns
+    ``{f"{label}_s": seconds, "speedup": reference s / fast path s}``."""
+    row = {}
+    for label, value in settings.items():
+        with switched(switch, value):
+            row[f"{label}_s"] = median_seconds(call, repeats, clock="process")
+    ref, fast = settings
+    return row | {"speedup": row[f"{ref}_s"] / row[f"{fast}_s"]}
 
 
 def preset_switched_steps(

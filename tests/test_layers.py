@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssmlab.layers import dropout as dropout_module
-from ssmlab.layers.bissd import BiSSDBlock
+from ssmlab.layers.bissd import BiSSDBlock, reversed_prefix_outputs
 from ssmlab.layers.conv import CausalConv1d, ShiftedConv
 from ssmlab.layers.dropout import Dropout, dropout
 from ssmlab.layers.ffn import FeedForward, recbole_init
@@ -273,6 +273,37 @@ def test_bissd_block_padded_rows_equal_separate_sequences(flip_back):
         block(x, torch.zeros(2, 9, dtype=torch.long), lengths)
     with pytest.raises(ValueError, match="lengths"):
         block(x, lengths=torch.tensor([0, 9]))
+
+
+@pytest.mark.parametrize("d_conv", [1, 2, 4])
+@pytest.mark.parametrize("l", [1, 2, 3, 4, 9])
+def test_bissd_prefix_forward_equals_the_block_on_each_prefix(d_conv, l):
+    """prefix_forward's output t (and reversed_prefix_outputs') is the block run on x[:, :t+1]
+    alone, read at t: outputs and gradients, every prefix length against the conv width."""
+    torch.manual_seed(l)
+    kw = {**SSD_KW, "d_conv": d_conv}
+    block = BiSSDBlock(16, beta=0.5, dropout=0.1, **kw).double().eval()
+    block.ssd.D.data.uniform_(0.5, 1.5)  # a skip term away from its init
+    x = torch.randn(3, l, 16, dtype=torch.float64, requires_grad=True)
+    ref = torch.stack([block(x[:, : t + 1])[:, t] for t in range(l)], 1)
+    ref_bwd = torch.stack([block.ssd(x[:, : t + 1].flip(1))[:, t] for t in range(l)], 1)
+    got = block.prefix_forward(x)
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(reversed_prefix_outputs(block.ssd, x), ref_bwd, rtol=0, atol=1e-12)
+    weight = torch.randn_like(ref)
+    names = ["x", *(name for name, _ in block.named_parameters())]
+    params = [x, *block.parameters()]
+    for name, g_got, g_ref in zip(
+        names,
+        torch.autograd.grad((got * weight).sum(), params),
+        torch.autograd.grad((ref * weight).sum(), params),
+        strict=True,
+    ):
+        # A = -exp(A_log.float()) in float32 in both paths: its gradient agrees to float32
+        rtol = 1e-6 if name == "ssd.A_log" else 0
+        torch.testing.assert_close(g_got, g_ref, rtol=rtol, atol=1e-12, msg=name)
+    with pytest.raises(ValueError, match="flip_back"):
+        BiSSDBlock(16, flip_back=True, **SSD_KW).prefix_forward(x.float())
 
 
 # -- S5 ------------------------------------------------------------------------------------------

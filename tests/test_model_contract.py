@@ -26,6 +26,7 @@ VARIANTS = {  # case -> (registered model, config fields)
     "tim4rec_official": ("tim4rec", {"time_gap_padding": "official"}),
     "tim4rec_causal": ("tim4rec", {"time_mlp": "causal"}),
     "tim4rec_causal_p2p": ("tim4rec", {"time_mlp": "causal", "p2p_residual": True}),
+    "ssd4rec_one_layer": ("ssd4rec", {"n_layers": 1}),  # outputs per prefix, objective "all"
 }
 CASES = {name: (name, {}) for name in model_names()} | VARIANTS
 

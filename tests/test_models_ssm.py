@@ -220,6 +220,41 @@ def test_ssd4rec_padded_rows_give_the_packed_gradients():
         model.encode({**padded, "item_seq_len": torch.tensor([9, 0, 6])})
 
 
+def test_ssd4rec_one_layer_all_positions_equal_the_prefix_rows():
+    """One layer: objective "all" on padded rows gives the loss and gradients of "last" on
+    every prefix of those rows (RecBole's prefix rows) run through the bidirectional block, and
+    the same last-position scores."""
+    model = make_model("ssd4rec", n_layers=1, mask_ratio=0.0).eval()  # no dropout, no masks
+    assert model.causal and model.objectives == ("last", "all")
+    items, times = full_sequences(b=4, l=8)
+    lens = [8, 3, 1, 5]
+    batch = make_batch(items, times, lens, width=8)
+    prefixes = [(i, t) for i, n in enumerate(lens) for t in range(1, n + 1)]
+    rows = torch.zeros(len(prefixes), 8, dtype=torch.long)
+    for r, (i, t) in enumerate(prefixes):
+        rows[r, :t] = items[i, :t]
+    prefix_rows = {
+        "item_seq": rows,
+        "item_seq_len": torch.tensor([t for _, t in prefixes]),
+        "target": torch.stack([items[i, t] for i, t in prefixes]),
+    }
+    reference = make_model("ssd4rec", n_layers=1, mask_ratio=0.0).eval()
+    reference.load_state_dict(model.state_dict())
+    reference.causal = False  # the bidirectional block on each prefix row, read at its end
+    losses, grads = [], []
+    for m, b, objective in ((model, batch, "all"), (reference, prefix_rows, "last")):
+        loss = m.calculate_loss(b, objective)
+        losses.append(loss.detach())
+        grads.append(torch.autograd.grad(loss, list(m.parameters())))
+    torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=1e-12)
+    for got, want in zip(*grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    last = {k: batch[k] for k in ("item_seq", "item_seq_len")}
+    torch.testing.assert_close(model.full_sort_predict(last), reference.full_sort_predict(last))
+    two = make_model("ssd4rec", n_layers=1, flip_back=True)
+    assert not two.causal and two.objectives == ("last",)
+
+
 def test_ssd4rec_masks_items_only_in_training():
     model = make_model("ssd4rec", mask_ratio=0.5)
     items = torch.randint(1, N_ITEMS + 1, (1, 4000))

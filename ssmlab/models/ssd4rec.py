@@ -100,8 +100,13 @@ class SSD4Rec(SequentialRecommender):
     masked blocks (a Beauty epoch of prefix rows at batch 256: 1494 CPU s packed, 451 padded,
     ``ssmlab bench train --data amazon-beauty``, 2-core Intel Xeon, one thread).
 
-    Bidirectional, so not causal: only the last-position objective (the authors train with
-    RecBole's prefix augmentation and CE on the last position).
+    Bidirectional: the authors train with RecBole's prefix augmentation and CE on the last
+    position (objective "last"). With one layer (Amazon-Beauty's preset) and ``flip_back=False``
+    a padded row's output t is instead the model's output on the history up to t
+    (``BiSSDBlock.prefix_forward``): the row's every prefix in one pass, so the model is causal
+    and also trains on all positions (objective "all"), the same (history -> next item) pairs
+    and outputs as the prefix rows at a fraction of their cost; the last output, which scores,
+    is unchanged. With more layers a layer's input already reads the whole row.
 
     Note: the item mask replaces an input id by 0, which the authors' embedding (no
     ``padding_idx``) learns as a mask token; here too row 0 is trainable, and column 0 is still
@@ -110,11 +115,16 @@ class SSD4Rec(SequentialRecommender):
     """
 
     config_class = SSD4RecConfig
-    causal = False
-    objectives = ("last",)
+
+    @classmethod
+    def objectives_for(cls, config: SSD4RecConfig) -> tuple[str, ...]:
+        """All positions when one layer's outputs can be read per prefix (see the class doc)."""
+        return ("last", "all") if config.n_layers == 1 and not config.flip_back else ("last",)
 
     def __init__(self, config: SSD4RecConfig, n_items: int):
         super().__init__(config, n_items)
+        self.objectives = self.objectives_for(config)
+        self.causal = "all" in self.objectives  # padded rows: output t reads the prefix up to t
         d = config.d_model
         self.item_embedding = nn.Embedding(n_items + 1, d)  # row 0: mask token, trainable
         self.emb_dropout = Dropout(config.dropout)
@@ -146,7 +156,7 @@ class SSD4Rec(SequentialRecommender):
         return items * keep
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Hidden states.
+        """Hidden states; padded rows of a one-layer model: output t from the prefix up to t.
 
         Shapes: packed item_seq, seq_idx (1, t) -> (1, t, d); padded (b, l) -> (b, l, d).
         """
@@ -166,7 +176,11 @@ class SSD4Rec(SequentialRecommender):
         if self.config.norm_embedding:
             x = self.emb_norm(self.emb_dropout(x))
         for layer in self.layers:
-            x = layer(x, seq_idx, lengths)
+            x = (
+                layer.prefix_forward(x)
+                if self.causal and not packed
+                else layer(x, seq_idx, lengths)
+            )
         if packed:
             return x
         return x * real[..., None]  # zeros at padding
@@ -179,9 +193,12 @@ class SSD4Rec(SequentialRecommender):
     def calculate_loss(
         self, batch: dict[str, torch.Tensor], objective: str = "last"
     ) -> torch.Tensor:
-        """CE of the next item after each sequence (``target``), packed or padded batches."""
+        """CE of the next item after each sequence (``target``), packed or padded batches; "all":
+        after every prefix of each padded row (``targets``)."""
         if objective not in self.objectives:
             raise ValueError(f"SSD4Rec supports objectives {self.objectives}, got {objective!r}")
+        if objective == "all":
+            return super().calculate_loss(batch, objective)
         return self.cross_entropy(self._last_hidden(batch), batch["target"])
 
     @torch.no_grad()

@@ -64,7 +64,9 @@ if [[ $queue == all || $queue == seeds ]]; then  # the median of 3 seeds (delive
 fi
 if [[ $queue == all || $queue == own ]]; then  # no Table 3 row: their own papers' settings
   run --models ss4rec "${ALL[@]}"
-  run --models ssd4rec "${LAST[@]}" --set train.batch_size=256  # packed, bidirectional
+  # bidirectional, one layer on Beauty: all positions = every prefix row's output in one pass
+  # (BiSSDBlock.prefix_forward; exact against the prefix rows, tests/test_models_ssm.py)
+  run --models ssd4rec "${ALL[@]}"
 fi
 if [[ $queue == all || $queue == ml100k ]]; then  # a sanity ranking (no paper numbers)
   note="Converged runs on the 2-core CPU (torch threads: each row's command): the ML-1M"
@@ -75,6 +77,11 @@ if [[ $queue == all || $queue == ml100k ]]; then  # a sanity ranking (no paper n
   MLALL=(--set train.objective=all --set train.batch_size=16 --set train.early_stop=recbole)
   ml() { "$PY" benchmarks/reproduce.py --data ml-100k --threads "${THREADS:-2}" --note "$note" "$@"; }
   ml --models sasrec,gru4rec,tisasrec,lrurec,mamba4rec,ssd4rec_star,ss4rec "${MLALL[@]}"
+  # The next three need more than one 3-hour session (runs/ does not outlive it): estimated
+  # epochs on one thread (AMD EPYC, 2026-12-02; train-epoch-cpu-ml-100k.md, the other core
+  # busy; train-epoch-cpu-ml-100k-ssd4rec.md at 32 rows, 256 ran out of 24 GB): Caser 11,296 s
+  # (RecBole's layout slides 200 filter heights over 200 positions), BERT4Rec 985 s (cloze
+  # on prefix rows), SSD4Rec 31,300 s (two layers: no all-positions form)
   ml --models caser,ssd4rec "${LAST[@]}"
   ml --models bert4rec --set train.early_stop=recbole
   ml --models tim4rec --label "causal time path" --set model.time_mlp=causal "${MLALL[@]}"

@@ -29,7 +29,8 @@ class BiSSDBlock(nn.Module):
     ``flip_back=True`` reverses it again, so position t reads items t..end of its sequence
     (``ssd_bidirectional``'s convention).
 
-    Not causal: outputs read every item of their own sequence.
+    Not causal: outputs read every item of their own sequence (``prefix_forward``: output t
+    from the prefix up to t, for every t in one pass).
 
     ``lengths`` (right-padded rows, one sequence each, ``seq_idx`` None): each row's first
     ``lengths`` positions are reversed and the padding stays after them, so in both passes the

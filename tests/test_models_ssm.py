@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from conftest import tiny_model
 
 from ssmlab.layers.ssd import SequenceLinear
+from ssmlab.models.base import gather_last
 from ssmlab.models.ss4rec import query_gaps
 from ssmlab.models.ssd4rec import pack
 from ssmlab.models.ssd4rec_star import SSD4RecStarConfig
@@ -253,6 +254,20 @@ def test_ssd4rec_one_layer_all_positions_equal_the_prefix_rows():
     torch.testing.assert_close(model.full_sort_predict(last), reference.full_sort_predict(last))
     two = make_model("ssd4rec", n_layers=1, flip_back=True)
     assert not two.causal and two.objectives == ("last",)
+
+
+@pytest.mark.parametrize("fields", [{}, {"n_layers": 1}, {"n_layers": 1, "flip_back": True}])
+def test_ssd4rec_last_only_equals_the_last_of_every_position(fields):
+    """Scoring runs the last layer's LayerNorm and FFN at the last position alone: the same
+    hidden states as encoding every position and reading the last."""
+    model = make_model("ssd4rec", **fields).eval()
+    items, times = full_sequences(b=3, l=9)
+    batch = make_batch(items, times, [9, 2, 6], width=9)
+    every = gather_last(model.encode(batch), batch["item_seq_len"])
+    torch.testing.assert_close(model.encode(batch, last_only=True), every, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="padded"):
+        seq, seq_idx, _ = pack(batch["item_seq"], batch["item_seq_len"])
+        model.encode({"item_seq": seq, "seq_idx": seq_idx}, last_only=True)
 
 
 def test_ssd4rec_masks_items_only_in_training():

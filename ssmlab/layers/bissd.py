@@ -42,6 +42,7 @@ class BiSSDBlock(nn.Module):
         x: (b, l, d_model)
         seq_idx: (b, l) int or None (None: each row is one sequence)
         lengths: (b,) int in [1, l] or None
+        at: (b,) int or None: return only position ``at`` of each row (b, d_model)
         returns: (b, l, d_model)
     """
 
@@ -68,6 +69,7 @@ class BiSSDBlock(nn.Module):
         x: torch.Tensor,
         seq_idx: torch.Tensor | None = None,
         lengths: torch.Tensor | None = None,
+        at: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if lengths is None:
             rev_idx = seq_idx
@@ -79,10 +81,20 @@ class BiSSDBlock(nn.Module):
         bwd = self.ssd(reverse_within(x, rev_idx), seq_idx)  # reversed order: (b l d)
         if self.flip_back:
             bwd = reverse_within(bwd, rev_idx)
-        h = self.dropout(self.norm(fwd + self.beta * bwd + x))  # (b l d)
-        return self.ffn(h)
+        return self.combine(fwd, bwd, x, at)
 
-    def prefix_forward(self, x: torch.Tensor) -> torch.Tensor:
+    def combine(self, fwd, bwd, x, at: torch.Tensor | None = None) -> torch.Tensor:
+        """FFN(Dropout(LN(fwd + beta * bwd + x))), at every position or, with ``at`` (b,), at
+        one position per row (the position-wise part then costs one position).
+
+        Shapes: fwd, bwd, x (b, l, d) -> (b, l, d), or (b, d) with ``at``
+        """
+        h = fwd + self.beta * bwd + x  # (b l d)
+        if at is not None:
+            h = h[torch.arange(h.shape[0], device=h.device), at]  # (b d)
+        return self.ffn(self.dropout(self.norm(h)))
+
+    def prefix_forward(self, x: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
         """Output t of the block run on the prefix ``x[:, :t+1]`` alone, for every t in one pass.
 
         The prefix protocol's training rows (every history ending at t) without running the
@@ -93,14 +105,14 @@ class BiSSDBlock(nn.Module):
 
         Shapes:
             x: (b, l, d_model)
-            returns: (b, l, d_model)
+            at: (b,) or None (then every position)
+            returns: (b, l, d_model), or (b, d_model) at ``at``
         """
         if self.flip_back:
             raise ValueError("prefix_forward follows the authors' flip_back=False only")
         fwd = self.ssd(x)  # causal: output t reads x[:, :t+1] only
         bwd = reversed_prefix_outputs(self.ssd, x)  # (b l d)
-        h = self.dropout(self.norm(fwd + self.beta * bwd + x))  # (b l d)
-        return self.ffn(h)
+        return self.combine(fwd, bwd, x, at)
 
 
 def shift(t: torch.Tensor, s: int) -> torch.Tensor:

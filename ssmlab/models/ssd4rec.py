@@ -106,7 +106,7 @@ class SSD4Rec(SequentialRecommender):
     (``BiSSDBlock.prefix_forward``): the row's every prefix in one pass, so the model is causal
     and also trains on all positions (objective "all"), the same (history -> next item) pairs
     and outputs as the prefix rows at a fraction of their cost (a Beauty epoch at 256 rows:
-    87.9 s against 515.4 s, ``benchmarks/results/train-epoch-cpu-ssd4rec.md``, AMD EPYC, one
+    78.0 s against 373.8 s, ``benchmarks/results/train-epoch-cpu-ssd4rec.md``, AMD EPYC, one
     thread); the last output, which scores, is unchanged. With more layers a layer's input
     already reads the whole row, so only "last" remains.
 
@@ -157,12 +157,18 @@ class SSD4Rec(SequentialRecommender):
         keep = torch.rand(items.shape, device=items.device) >= self.config.mask_ratio
         return items * keep
 
-    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def encode(self, batch: dict[str, torch.Tensor], last_only: bool = False) -> torch.Tensor:
         """Hidden states; padded rows of a one-layer model: output t from the prefix up to t.
 
-        Shapes: packed item_seq, seq_idx (1, t) -> (1, t, d); padded (b, l) -> (b, l, d).
+        ``last_only`` (padded rows): the last layer's position-wise part (LayerNorm, FFN) runs
+        at each row's last real position alone, which is all that scoring reads.
+
+        Shapes: packed item_seq, seq_idx (1, t) -> (1, t, d); padded (b, l) -> (b, l, d), or
+        (b, d) with ``last_only``.
         """
         packed = "seq_idx" in batch
+        if packed and last_only:
+            raise ValueError("last_only is for padded rows (packed rows: last_positions)")
         if packed:
             items, seq_idx = batch["item_seq"], batch["seq_idx"]
             if items.dim() != 2 or items.shape[0] != 1 or seq_idx.shape != items.shape:
@@ -177,20 +183,20 @@ class SSD4Rec(SequentialRecommender):
         x = self.item_embedding(self.mask_items(items))  # (1 t d) or (b l d)
         if self.config.norm_embedding:
             x = self.emb_norm(self.emb_dropout(x))
-        for layer in self.layers:
-            x = (
-                layer.prefix_forward(x)
-                if self.causal and not packed
-                else layer(x, seq_idx, lengths)
-            )
-        if packed:
-            return x
+        for i, layer in enumerate(self.layers):
+            at = lengths - 1 if last_only and i == len(self.layers) - 1 else None  # (b) or None
+            if self.causal and not packed:
+                x = layer.prefix_forward(x, at)
+            else:
+                x = layer(x, seq_idx, lengths, at)
+        if packed or last_only:
+            return x  # (1 t d) or (b d)
         return x * real[..., None]  # zeros at padding
 
     def _last_hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if "seq_idx" in batch:
             return self.encode(batch)[0, last_positions(batch)]  # (n d)
-        return self.forward(batch["item_seq"], batch["item_seq_len"])  # (b d)
+        return self.encode(batch, last_only=True)  # (b d)
 
     def calculate_loss(
         self, batch: dict[str, torch.Tensor], objective: str = "last"

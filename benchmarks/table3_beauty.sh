@@ -47,6 +47,7 @@ if [[ $queue == all || $queue == ties ]]; then  # the same rows with the file's 
   run --models bert4rec --seeds 0,1 --tie-order file --set train.early_stop=recbole
   run --models tim4rec --tie-order file "${LAST[@]}"  # Table 3's form (45 s epochs, 2 threads)
   run --models caser --tie-order file "${LAST[@]}" --set train.batch_size=2048  # the slowest
+  run --models ssd4rec --tie-order file "${ALL[@]}"  # no Table 3 row: the bidirectional model
 fi
 if [[ $queue == all || $queue == tim4rec ]]; then  # Table 3's TiM4Rec: positional time MLP
   run --models tim4rec "${LAST[@]}" "$@"  # the preset's prefix protocol, batch 2048

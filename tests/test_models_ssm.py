@@ -265,8 +265,8 @@ def test_ssd4rec_last_only_equals_the_last_of_every_position(fields):
     batch = make_batch(items, times, [9, 2, 6], width=9)
     every = gather_last(model.encode(batch), batch["item_seq_len"])
     torch.testing.assert_close(model.encode(batch, last_only=True), every, rtol=0, atol=1e-12)
+    seq, seq_idx, _ = pack(batch["item_seq"], batch["item_seq_len"])
     with pytest.raises(ValueError, match="padded"):
-        seq, seq_idx, _ = pack(batch["item_seq"], batch["item_seq_len"])
         model.encode({"item_seq": seq, "seq_idx": seq_idx}, last_only=True)
 
 

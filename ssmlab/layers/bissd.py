@@ -110,8 +110,9 @@ class BiSSDBlock(nn.Module):
         """
         if self.flip_back:
             raise ValueError("prefix_forward follows the authors' flip_back=False only")
-        fwd = self.ssd(x)  # causal: output t reads x[:, :t+1] only
-        bwd = reversed_prefix_outputs(self.ssd, x)  # (b l d)
+        proj = self.ssd.in_proj(x)  # both passes start from it
+        fwd = self.ssd(x, proj=proj)  # causal: output t reads x[:, :t+1] only
+        bwd = reversed_prefix_outputs(self.ssd, x, proj)  # (b l d)
         return self.combine(fwd, bwd, x, at)
 
 
@@ -125,7 +126,9 @@ def shift(t: torch.Tensor, s: int) -> torch.Tensor:
     )
 
 
-def reversed_prefix_outputs(ssd: SSDBlock, x: torch.Tensor) -> torch.Tensor:
+def reversed_prefix_outputs(
+    ssd: SSDBlock, x: torch.Tensor, proj: torch.Tensor | None = None
+) -> torch.Tensor:
     """``out[:, t] = ssd(x[:, :t+1].flip(1))[:, t]`` for every t, in one pass.
 
     The last step of an SSD block run on the reversed prefix x_t, ..., x_0 reads its final
@@ -142,14 +145,15 @@ def reversed_prefix_outputs(ssd: SSDBlock, x: torch.Tensor) -> torch.Tensor:
     terms (and for t < K-1). Costs O(l) beside the forward pass, no (l, l) mask.
 
     Shapes:
-        x: (b, l, d_model)
+        x: (b, l, d_model); proj: ``ssd.in_proj(x)`` (b, l, 2e + 2n + h) if the caller has it
         returns: (b, l, d_model); column t is the reversed prefix's last output
     """
     if ssd.n_groups != 1:
         raise ValueError(f"reversed_prefix_outputs needs n_groups = 1, got {ssd.n_groups}")
     b, l, _ = x.shape
     e, n, p, k = ssd.d_inner, ssd.d_state, ssd.head_dim, ssd.conv.kernel_size
-    z, u, dt = ssd.in_proj(x).split([e, e + 2 * n, ssd.n_heads], -1)
+    proj = ssd.in_proj(x) if proj is None else proj
+    z, u, dt = proj.split([e, e + 2 * n, ssd.n_heads], -1)
     w, bias = ssd.conv.weight[:, 0, :], ssd.conv.bias  # (c K): w[:, K-1] multiplies x_j
     # cut[m]: the anti-causal conv with taps 0..m (x_j, ..., x_{j+m}), then the activation
     cut, acc = [], u * w[:, k - 1] + (0 if bias is None else bias)  # (b l c)

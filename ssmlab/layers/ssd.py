@@ -87,13 +87,16 @@ class SSDBlock(nn.Module):
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
         self.step_hook = nn.Identity()  # hook point: the step fed to SSD (record_steps)
 
-    def project(self, x: torch.Tensor, seq_idx: torch.Tensor | None = None):
+    def project(
+        self, x: torch.Tensor, seq_idx: torch.Tensor | None = None, proj: torch.Tensor | None = None
+    ):
         """in_proj, conv and activation: returns z, x, B, C and the raw (pre-softplus) dt.
 
-        Implements [TiM4Rec Eq. (14)-(15)].
+        Implements [TiM4Rec Eq. (14)-(15)]. ``proj``: ``in_proj(x)`` when the caller has it
+        already (``BiSSDBlock.prefix_forward`` shares it with its second pass).
 
         Shapes:
-            x: (b, l, d_model)
+            x: (b, l, d_model); proj: (b, l, 2e + 2gn + h) or None
             returns: z (b, l, e), x (b, l, h, p), B and C (b, l, g, n), dt (b, l, h)
         """
         if x.dim() != 3 or x.shape[-1] != self.in_proj.in_features:
@@ -101,7 +104,8 @@ class SSDBlock(nn.Module):
                 f"x must have shape (b, l, {self.in_proj.in_features}), got {tuple(x.shape)}"
             )
         gn = self.n_groups * self.d_state
-        z, xbc, dt = self.in_proj(x).split([self.d_inner, self.d_inner + 2 * gn, self.n_heads], -1)
+        proj = self.in_proj(x) if proj is None else proj
+        z, xbc, dt = proj.split([self.d_inner, self.d_inner + 2 * gn, self.n_heads], -1)
         xbc = self.act(self.conv(xbc, seq_idx))  # (b l e+2gn)
         xs, B, C = xbc.split([self.d_inner, gn, gn], dim=-1)
         xs = rearrange(xs, "b l (h p) -> b l h p", p=self.head_dim)
@@ -124,8 +128,10 @@ class SSDBlock(nn.Module):
         y = self.norm(rearrange(y, "b l h p -> b l (h p)"), z)  # (b l e)
         return self.out_proj(y)
 
-    def forward(self, x: torch.Tensor, seq_idx: torch.Tensor | None = None) -> torch.Tensor:
-        z, xs, B, C, dt = self.project(x, seq_idx)
+    def forward(
+        self, x: torch.Tensor, seq_idx: torch.Tensor | None = None, proj: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        z, xs, B, C, dt = self.project(x, seq_idx, proj)  # proj: as in project
         step = F.softplus(dt + self.dt_bias)  # (b l h)
         return self.mix(z, xs, B, C, step, seq_idx)
 

@@ -40,7 +40,7 @@ from ssmlab.bench.report import paper_table3
 from ssmlab.config import load_config, preset_layers
 from ssmlab.data import Split, load_dataset
 from ssmlab.train import Trainer
-from ssmlab.train.evaluation import evaluate_tie_groups
+from ssmlab.train.evaluation import eval_batch_rows, evaluate_tie_groups
 
 HERE = Path(__file__).resolve().parent
 
@@ -139,7 +139,7 @@ def tie_group_test(trainer) -> dict:
         trainer.device,
         tc.ks,
         max_len=trainer.config.max_len,
-        batch_size=tc.eval_batch_size,
+        batch_size=eval_batch_rows(tc.eval_batch_size, trainer.device),
     )
 
 

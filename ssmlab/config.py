@@ -76,7 +76,7 @@ class TrainConfig:
     lr: float = 1e-3  # Adam learning rate
     weight_decay: float = 0.0  # > 0 switches Adam to AdamW (decoupled decay)
     batch_size: int = 256  # training rows per step (per process under torchrun)
-    eval_batch_size: int = 256  # users per evaluation batch
+    eval_batch_size: int = 256  # users per evaluation batch (at most 512 on a CPU: faster)
     epochs: int = 100  # upper bound on training epochs
     patience: int | None = 10  # evaluations without a better valid metric; None: never stop
     early_stop: str = "strict"  # "strict" (better = larger) or "recbole" (Trainer._update_best)

@@ -19,6 +19,11 @@ finite target. :class:`RankingAccumulator` sums over batches so that a full eval
 batch of scores at a time; it refuses non-finite scores in columns ``1..n_items`` by default
 (:class:`NonFiniteScoresError`): a model that outputs them is broken, and an evaluation must say
 so rather than print a number.
+
+Speed: with nothing to exclude and no NaN or +inf item score (every evaluation of a working
+model), :func:`target_ranks` counts the items at or above the target in three read passes, on
+a CPU in cache-sized row blocks, instead of building masks; the general path stays the reference
+(``FAST_PATH = False``; tests, ``benchmarks/ranking.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from __future__ import annotations
 import torch
 
 METRICS = ("hr", "ndcg", "mrr")
+FAST_PATH = True  # False: the general path always (the reference; benchmarks switch it)
+ROW_BLOCK = 32  # rows per comparison block of target_ranks on a CPU (see _count_at_or_above)
 
 
 class NonFiniteScoresError(FloatingPointError):
@@ -38,6 +45,8 @@ def check_finite_scores(scores: torch.Tensor) -> None:
     Shapes:
         scores: (b, n_items + 1), column 0 = padding (ignored: models set it to -inf)
     """
+    if FAST_PATH and _finite_items(scores, (torch.amin, torch.amax)):  # two reductions first
+        return
     bad = ~torch.isfinite(scores[:, 1:])  # (b n)
     if bad.any():
         row, col = (int(i) for i in bad.nonzero()[0])
@@ -73,14 +82,48 @@ def target_ranks(
             f"min {int(target.min())}, max {int(target.max())}"
         )
     rows = torch.arange(scores.size(0), device=scores.device)
+    target_score = scores[rows, target]  # (b,)
+    if FAST_PATH and exclude is None and _no_rank_changing_scores(scores, target_score):
+        # The common case in 3 passes instead of ~20: counting items 1..n at or above the
+        # target counts the target itself once, the 1 of the formula (tested against the
+        # general path below, which is the reference).
+        return _count_at_or_above(scores[:, 1:], target_score)
     masked = _exclusion_mask(exclude, scores.shape, scores.device)  # (b n)
     masked[:, 0] = True
     masked[rows, target] = True  # the target is not one of the "others"
     worst = torch.tensor(float("-inf"), dtype=scores.dtype, device=scores.device)
     scores = torch.where(torch.isfinite(scores), scores, worst)  # (b n); NaN, ±inf -> -inf
-    target_score = scores[rows, target]  # (b,)
+    target_score = scores[rows, target]
     beats = (scores >= target_score[:, None]) & ~masked  # (b n); ties count against the target
     return 1 + beats.sum(dim=1)
+
+
+def _finite_items(scores: torch.Tensor, reductions) -> bool:
+    """Whether ``reduction(scores, dim=0)`` is finite for items 1..n for each reduction: NaN
+    propagates through amax and amin, +inf through amax, -inf through amin. A reduction over
+    the contiguous rows reads the scores once without a copy (a reduction of the ``[:, 1:]``
+    view would copy it first)."""
+    return len(scores) > 0 and all(
+        bool(torch.isfinite(r(scores, dim=0)[1:]).all()) for r in reductions
+    )
+
+
+def _no_rank_changing_scores(scores: torch.Tensor, target_score: torch.Tensor) -> bool:
+    """True when the NaN/inf rewrite of :func:`target_ranks` cannot change a rank: every target
+    score is finite and no item score is NaN or +inf (-inf never reaches a finite target).
+    False for no rows."""
+    return bool(torch.isfinite(target_score).all()) and _finite_items(scores, (torch.amax,))
+
+
+def _count_at_or_above(items: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """``(items >= threshold[:, None]).sum(1)``; on a CPU in blocks of :data:`ROW_BLOCK` rows,
+    whose bool temporary stays in cache (2-3x faster than one (b, n) temporary at 12k items).
+
+    Shapes: (b, n), (b,) -> (b,) long
+    """
+    step = ROW_BLOCK if items.device.type == "cpu" else len(items)
+    blocks = zip(items.split(step), threshold.split(step))
+    return torch.cat([(block >= t[:, None]).sum(dim=1) for block, t in blocks])
 
 
 def _exclusion_mask(exclude, shape, device) -> torch.Tensor:

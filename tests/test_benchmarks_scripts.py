@@ -449,6 +449,20 @@ def test_dropout_quick(tmp_path):
     assert_keys_as_committed(report, "dropout-cpu.json")
 
 
+def test_ranking_quick(tmp_path):
+    ranking = _load("ranking")
+    assert ranking.main(["--quick", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "ranking-cpu.json").read_text())
+    assert [(r["rows"], r["items"]) for r in report["update"]] == [(40, 30)]
+    assert [r["model"] for r in report["passes"]] == ["sasrec", "gru4rec"]
+    for r in report["passes"]:  # the two paths rank alike; 256 rows are under the CPU cap
+        assert r["same_metrics"] is True and r["before_s"] > 0 and r["users"] == 2000
+        assert len(set(r["ndcg@10"].values())) == 1 and r["cpu_rows"] == 256
+    assert ranking.metrics.FAST_PATH is True  # switched back after each measurement
+    assert "| sasrec | 32 | 2,000 | 256 | 256 |" in (tmp_path / "ranking-cpu.md").read_text()
+    assert_keys_as_committed(report, "ranking-cpu.json")
+
+
 def test_protocol_check_pairs_a_models_all_and_prefix_rows():
     reproduce = _load_reproduce()
     seeds = {"spread": {"ndcg@10": [0.040, 0.043]}}

@@ -7,7 +7,14 @@ import math
 import pytest
 import torch
 
-from ssmlab.metrics import RankingAccumulator, full_ranking_metrics, target_ranks
+from ssmlab.metrics import (
+    ROW_BLOCK,
+    NonFiniteScoresError,
+    RankingAccumulator,
+    check_finite_scores,
+    full_ranking_metrics,
+    target_ranks,
+)
 
 
 def brute_force_rank(scores: torch.Tensor, target: torch.Tensor, exclude_mask=None):
@@ -88,6 +95,35 @@ def test_matches_brute_force_with_ties_nan_and_exclusions(use_exclude):
         assert got[key] == pytest.approx(want[key], abs=1e-12)
     if use_exclude:
         assert torch.equal(target_ranks(scores, target, mask), ranks)  # bool mask form
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fast_path_equals_the_general_path(dtype):
+    """Without ``exclude`` and with no NaN/+inf item score, target_ranks counts in row blocks;
+    an all-False bool mask sends the same scores through the general (reference) path."""
+    gen = torch.Generator().manual_seed(4)
+    b, n = 3 * ROW_BLOCK + 5, 40  # blocks of ROW_BLOCK rows and a short last one
+    scores = torch.randint(0, 5, (b, n + 1), generator=gen).to(dtype)  # many ties
+    scores[::3, 7] = float("-inf")  # -inf items: the fast path still applies
+    scores[:, 0] = torch.tensor([1e9, float("inf"), float("nan")]).to(dtype).repeat(b)[:b]
+    target = torch.randint(1, n + 1, (b,), generator=gen)
+    fast = target_ranks(scores, target)
+    reference = target_ranks(scores, target, torch.zeros(b, n + 1, dtype=torch.bool))
+    assert fast.dtype == reference.dtype and torch.equal(fast, reference)
+    assert torch.equal(fast, brute_force_rank(scores, target))
+    assert target_ranks(scores[:0], target[:0]).shape == (0,)
+
+
+def test_finite_check_finds_each_kind_of_non_finite_item_score():
+    scores = torch.randn(70, 9)
+    scores[:, 0] = float("nan")  # the padding column is never checked
+    check_finite_scores(scores)
+    check_finite_scores(scores[:0])
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        broken = scores.clone()
+        broken[69, 8] = bad
+        with pytest.raises(NonFiniteScoresError, match=r"1 of 560 item scores .* row 69, item 8"):
+            check_finite_scores(broken)
 
 
 def test_constant_scorer_and_padding_column():

@@ -15,7 +15,7 @@ from ssmlab.config import build_config
 from ssmlab.data import load_dataset
 from ssmlab.metrics import full_ranking_metrics
 from ssmlab.models import model_names
-from ssmlab.train import NonFiniteLossError, Trainer, evaluate, load_checkpoint
+from ssmlab.train import NonFiniteLossError, Trainer, eval_batch_rows, evaluate, load_checkpoint
 from ssmlab.train.checkpoint import atomic_save
 from ssmlab.train.evaluation import batch_layout
 
@@ -214,6 +214,30 @@ def test_evaluate_matches_full_ranking_metrics(dataset):
     assert got.keys() == want.keys()
     for key in want:
         assert got[key] == pytest.approx(want[key], abs=1e-12)
+
+
+def test_cpu_evaluation_batches_are_capped_and_rank_alike(dataset, monkeypatch):
+    from ssmlab.train import evaluation
+
+    assert eval_batch_rows(4096, "cpu") == evaluation.CPU_EVAL_ROWS == 512
+    assert eval_batch_rows(100, torch.device("cpu")) == 100
+    assert eval_batch_rows(4096, "cuda") == 4096  # GPUs keep the preset's size
+    monkeypatch.setattr(evaluation, "CPU_EVAL_ROWS", 7)  # the Trainer asks eval_batch_rows
+    seen = []
+    monkeypatch.setattr(
+        evaluation.RankingAccumulator, "update", lambda self, s, t: seen.append(len(t))
+    )
+    make_trainer(dataset, eval_batch_size=16).evaluate("valid")
+    assert max(seen) == 7 and sum(seen) == len(dataset.split())
+    model = TinyGRU(TinyConfig(), dataset.n_items).eval()
+    split = dataset.split()
+    wide, narrow = (
+        evaluate(model, split.eval_batches("valid", rows, 12, bucket=True), torch.device("cpu"))
+        for rows in (48, 7)
+    )
+    assert wide.keys() == narrow.keys()
+    for key in wide:
+        assert narrow[key] == pytest.approx(wide[key], abs=1e-12)
 
 
 def test_atomic_save_keeps_old_file_on_failure(tmp_path, monkeypatch):

@@ -78,7 +78,7 @@ from ssmlab.config import ConfigError, load_config
 from ssmlab.data.batching import padded_batch
 from ssmlab.layers.linear_ce import linear_cross_entropy
 from ssmlab.models import build_model, get_model_class, model_names
-from ssmlab.train.evaluation import batch_layout, evaluate, make_optimizer
+from ssmlab.train.evaluation import batch_layout, eval_batch_rows, evaluate, make_optimizer
 
 LENGTHS = (50, 100, 200, 400, 800)
 BEAUTY_ITEMS = 12_101  # [TiM4Rec Table 2]
@@ -504,7 +504,7 @@ def time_eval(model, dataset, config, device) -> float:
     """Seconds of one full-ranking validation pass over every user."""
     batches = dataset.split().eval_batches(
         "valid",
-        batch_size=config.train.eval_batch_size,
+        batch_size=eval_batch_rows(config.train.eval_batch_size, device),
         max_len=config.max_len,
         bucket=True,
     )

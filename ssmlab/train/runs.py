@@ -33,7 +33,7 @@ from ssmlab.data.registry import check_name
 from ssmlab.models import build_model, canonical_name, get_model_class
 from ssmlab.train import checkpoint as ckpt
 from ssmlab.train import distributed as dist_utils
-from ssmlab.train.evaluation import evaluate
+from ssmlab.train.evaluation import eval_batch_rows, evaluate
 from ssmlab.train.trainer import Trainer
 
 DEFAULT_MODEL, DEFAULT_DATA = "tim4rec", "toy"
@@ -261,9 +261,8 @@ def evaluate_checkpoint(
     split, tc = dataset.split(), config.train
     result = {"model": config.model_name, "data": config.data.name}
     for stage in ("valid", "test"):
-        batches = split.eval_batches(
-            stage, tc.eval_batch_size, config.max_len, bucket=tc.bucket
-        )  # the trainer's order: the same sums, the same numbers to the last digit
+        rows = eval_batch_rows(tc.eval_batch_size, dev)  # the trainer's batches and order:
+        batches = split.eval_batches(stage, rows, config.max_len, bucket=tc.bucket)  # its sums
         result[stage] = evaluate(model, batches, dev, tc.ks)
     return result
 

@@ -36,6 +36,7 @@ from ssmlab.train.evaluation import (
     LossModule,
     NonFiniteLossError,
     batch_layout,
+    eval_batch_rows,
     evaluate,
     make_optimizer,
     to_device,
@@ -216,9 +217,8 @@ class Trainer:
     def evaluate(self, stage: str = "valid") -> dict[str, float]:
         """Full-ranking hr/ndcg/mrr@K on ``"valid"`` or ``"test"`` with the current weights."""
         tc = self.config.train
-        batches = self.split.eval_batches(
-            stage, batch_size=tc.eval_batch_size, max_len=self.config.max_len, bucket=tc.bucket
-        )
+        rows = eval_batch_rows(tc.eval_batch_size, self.device)
+        batches = self.split.eval_batches(stage, rows, self.config.max_len, bucket=tc.bucket)
         bar = tqdm(
             total=len(batches),
             desc=stage,

@@ -306,6 +306,35 @@ def test_bissd_prefix_forward_equals_the_block_on_each_prefix(d_conv, l):
         BiSSDBlock(16, flip_back=True, **SSD_KW).prefix_forward(x.float())
 
 
+@pytest.mark.parametrize("flip_back", [False, True])
+def test_bissd_at_reads_one_position_with_the_same_values_and_gradients(flip_back):
+    """``at`` runs the norms, out_projs and FFN at one position per row: the same outputs and
+    gradients as the block at every position read there (padded rows, and the prefix form)."""
+    torch.manual_seed(0)
+    block = BiSSDBlock(16, beta=0.5, dropout=0.1, flip_back=flip_back, **SSD_KW).double().eval()
+    x = torch.randn(3, 7, 16, dtype=torch.float64, requires_grad=True)
+    lengths, at = torch.tensor([7, 2, 5]), torch.tensor([6, 1, 4])
+    rows = torch.arange(3)
+    forms = [(lambda a: block(x, lengths=lengths, at=a))]
+    if not flip_back:
+        forms.append(lambda a: block.prefix_forward(x, a))
+    params = [x, *block.parameters()]
+    for form in forms:
+        got, ref = form(at), form(None)[rows, at]
+        torch.testing.assert_close(got, ref, rtol=0, atol=1e-12)
+        weight = torch.randn_like(ref)
+        grads = zip(
+            torch.autograd.grad((got * weight).sum(), params, allow_unused=True),
+            torch.autograd.grad((ref * weight).sum(), params, allow_unused=True),
+            strict=True,
+        )
+        for g_got, g_ref in grads:
+            if g_ref is None:
+                assert g_got is None
+            else:
+                torch.testing.assert_close(g_got, g_ref, rtol=1e-6, atol=1e-12)
+
+
 # -- S5 ------------------------------------------------------------------------------------------
 def test_s5_block_time_aware_causal_and_finite():
     block = S5Block(8, d_state=6).double()

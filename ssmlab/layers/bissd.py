@@ -14,7 +14,7 @@ from torch import nn
 
 from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import FeedForward
-from ssmlab.layers.ssd import SSDBlock
+from ssmlab.layers.ssd import SSDBlock, at_positions
 from ssmlab.ssm.ssd import reverse_within
 from ssmlab.ssm.ssd_common import prepare
 
@@ -77,22 +77,23 @@ class BiSSDBlock(nn.Module):
             raise ValueError("pass seq_idx (packed rows) or lengths (padded rows), not both")
         else:  # the real prefix and the padding as two segments: each reversed in place
             rev_idx = padding_segments(lengths, x.shape[1])  # (b l)
-        fwd = self.ssd(x, seq_idx)  # (b l d)
-        bwd = self.ssd(reverse_within(x, rev_idx), seq_idx)  # reversed order: (b l d)
-        if self.flip_back:
-            bwd = reverse_within(bwd, rev_idx)
-        return self.combine(fwd, bwd, x, at)
+        fwd = self.ssd(x, seq_idx, at=at)  # (b l d) or (b d)
+        if self.flip_back:  # position t of the output is position len-1-t of the reversed pass
+            bwd = at_positions(
+                reverse_within(self.ssd(reverse_within(x, rev_idx), seq_idx), rev_idx), at
+            )
+        else:
+            bwd = self.ssd(reverse_within(x, rev_idx), seq_idx, at=at)  # reversed order
+        return self.combine(fwd, bwd, at_positions(x, at))
 
-    def combine(self, fwd, bwd, x, at: torch.Tensor | None = None) -> torch.Tensor:
-        """FFN(Dropout(LN(fwd + beta * bwd + x))), at every position or, with ``at`` (b,), at
-        one position per row (the position-wise part then costs one position).
+    def combine(self, fwd: torch.Tensor, bwd: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """FFN(Dropout(LN(fwd + beta * bwd + x))), position-wise: at every position, or at the
+        one position per row the passes were read at (``at``: the whole block then runs its
+        norms, out_proj and FFN at that position alone).
 
-        Shapes: fwd, bwd, x (b, l, d) -> (b, l, d), or (b, d) with ``at``
+        Shapes: fwd, bwd, x (b, l, d) -> (b, l, d), or (b, d) -> (b, d)
         """
-        h = fwd + self.beta * bwd + x  # (b l d)
-        if at is not None:
-            h = h[torch.arange(h.shape[0], device=h.device), at]  # (b d)
-        return self.ffn(self.dropout(self.norm(h)))
+        return self.ffn(self.dropout(self.norm(fwd + self.beta * bwd + x)))
 
     def prefix_forward(self, x: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
         """Output t of the block run on the prefix ``x[:, :t+1]`` alone, for every t in one pass.
@@ -111,9 +112,9 @@ class BiSSDBlock(nn.Module):
         if self.flip_back:
             raise ValueError("prefix_forward follows the authors' flip_back=False only")
         proj = self.ssd.in_proj(x)  # both passes start from it
-        fwd = self.ssd(x, proj=proj)  # causal: output t reads x[:, :t+1] only
-        bwd = reversed_prefix_outputs(self.ssd, x, proj)  # (b l d)
-        return self.combine(fwd, bwd, x, at)
+        fwd = self.ssd(x, proj=proj, at=at)  # causal: output t reads x[:, :t+1] only
+        bwd = reversed_prefix_outputs(self.ssd, x, proj, at)  # (b l d) or (b d)
+        return self.combine(fwd, bwd, at_positions(x, at))
 
 
 def shift(t: torch.Tensor, s: int) -> torch.Tensor:
@@ -127,7 +128,7 @@ def shift(t: torch.Tensor, s: int) -> torch.Tensor:
 
 
 def reversed_prefix_outputs(
-    ssd: SSDBlock, x: torch.Tensor, proj: torch.Tensor | None = None
+    ssd: SSDBlock, x: torch.Tensor, proj: torch.Tensor | None = None, at: torch.Tensor | None = None
 ) -> torch.Tensor:
     """``out[:, t] = ssd(x[:, :t+1].flip(1))[:, t]`` for every t, in one pass.
 
@@ -146,7 +147,8 @@ def reversed_prefix_outputs(
 
     Shapes:
         x: (b, l, d_model); proj: ``ssd.in_proj(x)`` (b, l, 2e + 2n + h) if the caller has it
-        returns: (b, l, d_model); column t is the reversed prefix's last output
+        at: (b,) or None: only column ``at`` of each row (the norm and out_proj at it alone)
+        returns: (b, l, d_model); column t is the reversed prefix's last output; (b, d) at ``at``
     """
     if ssd.n_groups != 1:
         raise ValueError(f"reversed_prefix_outputs needs n_groups = 1, got {ssd.n_groups}")
@@ -189,7 +191,8 @@ def reversed_prefix_outputs(
     x0 = torch.stack([cut[min(t, k - 1)][0][:, 0] for t in range(min(k, l))], 1)  # (b t h p)
     x0 = torch.cat([x0, x0[:, -1:].expand(b, l - x0.shape[1], -1, -1)], 1)
     y = (y + ssd.D[:, None] * x0.to(y.dtype)).to(x.dtype).flatten(-2)  # (b l e)
-    return ssd.out_proj(ssd.norm(y, z[:, :1].expand_as(z)))
+    gate = z[:, :1].expand_as(z) if at is None else z[:, 0]  # z of x_0: the gate of every t
+    return ssd.out_proj(ssd.norm(at_positions(y, at), gate))
 
 
 def padding_segments(lengths: torch.Tensor, width: int) -> torch.Tensor:

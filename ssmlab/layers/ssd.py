@@ -113,27 +113,43 @@ class SSDBlock(nn.Module):
         C = rearrange(C, "b l (g n) -> b l g n", g=self.n_groups)
         return z, xs, B, C, dt
 
-    def mix(self, z, xs, B, C, step, seq_idx=None) -> torch.Tensor:
-        """SSD with a positive step, gated RMSNorm, out_proj.
+    def mix(self, z, xs, B, C, step, seq_idx=None, at=None) -> torch.Tensor:
+        """SSD with a positive step, gated RMSNorm, out_proj (at one position per row with
+        ``at``: the norm and out_proj then cost one position).
 
         Shapes:
             z: (b, l, e); xs: (b, l, h, p); B, C: (b, l, g, n); step: (b, l, h) positive
-            returns: (b, l, d_model)
+            at: (b,) or None
+            returns: (b, l, d_model), or (b, d_model) with ``at``
         """
         step = self.step_hook(step)  # (b l h)
         A = -torch.exp(self.A_log.float())  # (h)
         y = ssd(
             xs, step, A, B, C, self.chunk_size, D=self.D, seq_idx=seq_idx, backend=self.backend
         )  # (b l h p)
-        y = self.norm(rearrange(y, "b l h p -> b l (h p)"), z)  # (b l e)
+        y = self.norm(at_positions(y.flatten(-2), at), at_positions(z, at))  # (b l e) or (b e)
         return self.out_proj(y)
 
     def forward(
-        self, x: torch.Tensor, seq_idx: torch.Tensor | None = None, proj: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        seq_idx: torch.Tensor | None = None,
+        proj: torch.Tensor | None = None,
+        at: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        z, xs, B, C, dt = self.project(x, seq_idx, proj)  # proj: as in project
+        """Shapes: x (b, l, d_model) -> (b, l, d_model), or (b, d_model) at ``at`` (b,); ``proj``
+        as in :meth:`project`."""
+        z, xs, B, C, dt = self.project(x, seq_idx, proj)
         step = F.softplus(dt + self.dt_bias)  # (b l h)
-        return self.mix(z, xs, B, C, step, seq_idx)
+        return self.mix(z, xs, B, C, step, seq_idx, at)
+
+
+def at_positions(t: torch.Tensor, at: torch.Tensor | None) -> torch.Tensor:
+    """Position ``at[i]`` of each row i, or ``t`` itself when ``at`` is None.
+
+    Shapes: (b, l, ...), (b,) -> (b, ...)
+    """
+    return t if at is None else t[torch.arange(t.shape[0], device=t.device), at]
 
 
 class SequenceLinear(nn.Linear):

@@ -57,8 +57,8 @@ class LossModule(nn.Module):
 def eval_batch_rows(batch_size: int, device: torch.device | str) -> int:
     """Rows per evaluation batch: ``train.eval_batch_size``, on a CPU at most
     :data:`CPU_EVAL_ROWS`. Wider batches are slower there, not faster: their activations leave
-    the cache (an SSD4Rec validation pass on Amazon-Beauty: 24.3 CPU s at 512 rows against
-    48.4 at its preset's 2,048, ``benchmarks/results/ranking-cpu.md``, AMD EPYC, one thread).
+    the cache (an SSD4Rec validation pass on Amazon-Beauty: 18.7 CPU s at 512 rows against
+    38.0 at its preset's 2,048, ``benchmarks/results/ranking-cpu.md``, AMD EPYC, one thread).
     Metrics do not depend on it beyond float rounding."""
     return min(batch_size, CPU_EVAL_ROWS) if torch.device(device).type == "cpu" else batch_size
 

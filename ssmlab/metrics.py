@@ -117,7 +117,7 @@ def _no_rank_changing_scores(scores: torch.Tensor, target_score: torch.Tensor) -
 
 def _count_at_or_above(items: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
     """``(items >= threshold[:, None]).sum(1)``; on a CPU in blocks of :data:`ROW_BLOCK` rows,
-    whose bool temporary stays in cache (2-3x faster than one (b, n) temporary at 12k items).
+    whose bool temporary stays in cache, where one (b, n) temporary of 4,096 x 12,101 would not.
 
     Shapes: (b, n), (b,) -> (b,) long
     """

@@ -304,9 +304,12 @@ fig
 
 # %% [markdown]
 # After 10 epochs both steps are flat: the same $\Delta$ whatever the gap. After 30, TiM4Rec's
-# step follows the gap: in this run it steps about a quarter shorter after a long gap than
-# after a short one (the check below prints the ratio; other runs learned to step several times
-# further: the direction is free, the difference carries the information). The step sets
+# step follows the gap: in the run stored here it steps about a quarter shorter after a long
+# gap than after a short one (the check below prints the ratio). The direction is free, the
+# difference carries the information: other seeds learned to step several times further, and
+# these seeds on another CPU, whose float rounding differs, 1.55x further (a 2-core AMD EPYC of
+# family 23, fresh-clone `make test`), so the check asserts that the step follows the gap and
+# nbval does not compare the ratio it prints. The step sets
 # how much of the state $\bar A = e^{\hat\Delta A}$ forgets and how strongly $\hat\Delta B$ writes
 # the new item, so the state after a long gap differs from the state after a short one, and
 # the next group can be read from it. Its test HR@10 jumps past the time-blind ceiling with it.
@@ -315,6 +318,7 @@ fig
 # ## Check
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 long = gaps[real] > 3600  # the toy's long bucket
 ratio = {k: float(v[long].mean() / v[~long].mean()) for k, v in probe.items()}
 assert long.any() and (~long).any() and all(bool((v > 0).all()) for v in probe.values())

@@ -75,15 +75,18 @@ def _clean_copy(src: Path, dst: Path) -> None:
     dst.write_text(json.dumps(nb, indent=1))
 
 
-def _poll(page, predicate, timeout_s: float, what: str, interval_s: float = 0.25):
-    """Call predicate() until it returns a truthy value; fail with `what` on timeout."""
+def _poll(page, predicate, timeout_s: float, what: str, interval_s: float = 0.25, fail=True):
+    """Call predicate() until it returns a truthy value; on timeout fail with `what` (or, with
+    ``fail=False``, return None)."""
     deadline, last = time.monotonic() + timeout_s, None
     while time.monotonic() < deadline:
         last = predicate()
         if last:
             return last
         page.wait_for_timeout(interval_s * 1000)
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+    if fail:
+        pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+    return None
 
 
 def _wait_kernel_ready(page, lab_server) -> None:
@@ -264,10 +267,21 @@ def test_slider_redraws_plot(lab_server, page, artifacts_dir, notebook, label):
         diff = [i for i, (a, b) in enumerate(zip(before, after)) if a["data"] != b["data"]]
         return (after, diff) if diff else None
 
-    after, diff = _poll(
-        page, changed, CHANGE_TIMEOUT_S,
-        f"a plot to change after slider {text!r} moved {value_before} -> {value_after}",
-    )  # fmt: skip
+    what = f"a plot to change after slider {text!r} moved {value_before} -> {value_after}"
+    found = _poll(page, changed, CHANGE_TIMEOUT_S, what, fail=False)
+    if not found:  # the same race, its stale form (see README): report it, rerun the cell once
+        app.screenshot(path=str(artifacts_dir / f"{stem}-stale-figure.png"))
+        warnings.warn(
+            f"no plot changed within {CHANGE_TIMEOUT_S:.0f} s after the slider moved (a "
+            "FigureWidget view out of sync with its model); the cell was run again once",
+            stacklevel=1,
+        )
+        _rerun_slider_cell(page)
+        slider, text = _slider(page, label)
+        before, _ = _stable_plot_data(page)
+        value_before, value_after = _move_one_step(page, slider, text)
+        found = _poll(page, changed, CHANGE_TIMEOUT_S, f"{what}, after a rerun")
+    after, diff = found
     lap("slider_moved_plot_changed")
     page.wait_for_timeout(300)  # let plotly finish drawing before the screenshot
     app.screenshot(path=str(artifacts_dir / f"{stem}-after.png"))

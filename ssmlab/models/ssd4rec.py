@@ -160,8 +160,9 @@ class SSD4Rec(SequentialRecommender):
     def encode(self, batch: dict[str, torch.Tensor], last_only: bool = False) -> torch.Tensor:
         """Hidden states; padded rows of a one-layer model: output t from the prefix up to t.
 
-        ``last_only`` (padded rows): the last layer's position-wise part (LayerNorm, FFN) runs
-        at each row's last real position alone, which is all that scoring reads.
+        ``last_only`` (padded rows): the last layer's position-wise part (its SSD passes' gated
+        norms and out_projs, LayerNorm, FFN) runs at each row's last real position alone, which
+        is all that scoring reads.
 
         Shapes: packed item_seq, seq_idx (1, t) -> (1, t, d); padded (b, l) -> (b, l, d), or
         (b, d) with ``last_only``.
@@ -179,7 +180,7 @@ class SSD4Rec(SequentialRecommender):
             lengths = None
         else:  # padded rows as they are: BiSSDBlock keeps the padding after every sequence
             items, seq_idx, lengths = batch["item_seq"], None, batch["item_seq_len"]
-            real = real_positions(items, lengths)  # (b l)
+            real = real_positions(items, lengths)  # (b l); checks item_seq_len first
         x = self.item_embedding(self.mask_items(items))  # (1 t d) or (b l d)
         if self.config.norm_embedding:
             x = self.emb_norm(self.emb_dropout(x))

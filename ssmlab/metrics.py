@@ -58,9 +58,17 @@ def check_finite_scores(scores: torch.Tensor) -> None:
 
 
 def target_ranks(
-    scores: torch.Tensor, target: torch.Tensor, exclude: torch.Tensor | None = None
+    scores: torch.Tensor,
+    target: torch.Tensor,
+    exclude: torch.Tensor | None = None,
+    *,
+    items_finite: bool = False,
 ) -> torch.Tensor:
     """1-based rank of each row's target; ties count against the target.
+
+    ``items_finite=True``: the caller has checked that every item score is finite
+    (:func:`check_finite_scores`), so the fast path does not scan the scores for NaN or +inf
+    again.
 
     Shapes:
         scores: (b, n_items + 1) float, column 0 = padding (ignored)
@@ -83,7 +91,11 @@ def target_ranks(
         )
     rows = torch.arange(scores.size(0), device=scores.device)
     target_score = scores[rows, target]  # (b,)
-    if FAST_PATH and exclude is None and _no_rank_changing_scores(scores, target_score):
+    if (
+        FAST_PATH
+        and exclude is None
+        and _no_rank_changing_scores(scores, target_score, items_finite)
+    ):
         # The common case in 3 passes instead of ~20: counting items 1..n at or above the
         # target counts the target itself once, the 1 of the formula (tested against the
         # general path below, which is the reference).
@@ -108,11 +120,15 @@ def _finite_items(scores: torch.Tensor, reductions) -> bool:
     )
 
 
-def _no_rank_changing_scores(scores: torch.Tensor, target_score: torch.Tensor) -> bool:
+def _no_rank_changing_scores(
+    scores: torch.Tensor, target_score: torch.Tensor, items_finite: bool
+) -> bool:
     """True when the NaN/inf rewrite of :func:`target_ranks` cannot change a rank: every target
-    score is finite and no item score is NaN or +inf (-inf never reaches a finite target).
-    False for no rows."""
-    return bool(torch.isfinite(target_score).all()) and _finite_items(scores, (torch.amax,))
+    score is finite and no item score is NaN or +inf (-inf never reaches a finite target),
+    known already with ``items_finite``. False for no rows."""
+    if len(scores) == 0 or not torch.isfinite(target_score).all():
+        return False
+    return items_finite or _finite_items(scores, (torch.amax,))
 
 
 def _count_at_or_above(items: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
@@ -206,7 +222,7 @@ class RankingAccumulator:
         """Add one batch; returns its ranks. Shapes: as :func:`target_ranks`."""
         if self.require_finite:
             check_finite_scores(scores)
-        ranks = target_ranks(scores, target, exclude)
+        ranks = target_ranks(scores, target, exclude, items_finite=self.require_finite)
         for name, values in rank_metrics(ranks, self.ks).items():
             self.sums[name] += float(values.sum())
         self.count += len(ranks)

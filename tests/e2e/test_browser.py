@@ -205,6 +205,17 @@ def _rerun_slider_cell(page) -> None:
     _poll(page, lambda: prompt.inner_text() != count and rerun(), KERNEL_TIMEOUT_S, "the rerun")
 
 
+def _report_and_rerun(page, app, screenshot: Path, label: str, message: str):
+    """The FigureWidget race (see README): save the slider's output area, warn with
+    ``message``, run the slider's cell once more. Returns the slider, its label text, and
+    :func:`_stable_plot_data` after the rerun (data, empty figures)."""
+    app.screenshot(path=str(screenshot))
+    warnings.warn(f"{message}; the cell was run again once", stacklevel=2)
+    _rerun_slider_cell(page)
+    slider, text = _slider(page, label)
+    return slider, text, *_stable_plot_data(page)
+
+
 def _move_one_step(page, slider, label: str) -> tuple[str, str]:
     """Focus the slider handle and press ArrowRight (ArrowLeft at the maximum)."""
     readout = slider.locator(".widget-readout")
@@ -245,15 +256,11 @@ def test_slider_redraws_plot(lab_server, page, artifacts_dir, notebook, label):
     app = page.locator("[data-e2e-slider-cell] .jp-Cell-outputArea").first
     before, empty = _stable_plot_data(page)
     if empty:  # the FigureWidget race (see README): report it, rerun the cell once
-        app.screenshot(path=str(artifacts_dir / f"{stem}-empty-figure.png"))
-        warnings.warn(
+        slider, text, before, empty = _report_and_rerun(
+            page, app, artifacts_dir / f"{stem}-empty-figure.png", label,
             f"plotly FigureWidget(s) {empty} of the slider's cell rendered without data after "
-            "Run All Cells (state-sync race); the cell was run again once",
-            stacklevel=1,
-        )
-        _rerun_slider_cell(page)
-        slider, text = _slider(page, label)
-        before, empty = _stable_plot_data(page)
+            "Run All Cells (state-sync race)",
+        )  # fmt: skip
     assert not empty, (
         f"plotly figure(s) {empty} in the slider's cell rendered with no traces: the "
         "FigureWidget's data never reached the page"
@@ -267,20 +274,18 @@ def test_slider_redraws_plot(lab_server, page, artifacts_dir, notebook, label):
         diff = [i for i, (a, b) in enumerate(zip(before, after)) if a["data"] != b["data"]]
         return (after, diff) if diff else None
 
-    what = f"a plot to change after slider {text!r} moved {value_before} -> {value_after}"
-    found = _poll(page, changed, CHANGE_TIMEOUT_S, what, fail=False)
+    def what():
+        return f"a plot to change after slider {text!r} moved {value_before} -> {value_after}"
+
+    found = _poll(page, changed, CHANGE_TIMEOUT_S, what(), fail=False)
     if not found:  # the same race, its stale form (see README): report it, rerun the cell once
-        app.screenshot(path=str(artifacts_dir / f"{stem}-stale-figure.png"))
-        warnings.warn(
+        slider, text, before, _ = _report_and_rerun(
+            page, app, artifacts_dir / f"{stem}-stale-figure.png", label,
             f"no plot changed within {CHANGE_TIMEOUT_S:.0f} s after the slider moved (a "
-            "FigureWidget view out of sync with its model); the cell was run again once",
-            stacklevel=1,
-        )
-        _rerun_slider_cell(page)
-        slider, text = _slider(page, label)
-        before, _ = _stable_plot_data(page)
+            "FigureWidget view out of sync with its model)",
+        )  # fmt: skip
         value_before, value_after = _move_one_step(page, slider, text)
-        found = _poll(page, changed, CHANGE_TIMEOUT_S, f"{what}, after a rerun")
+        found = _poll(page, changed, CHANGE_TIMEOUT_S, f"{what()}, after a rerun")
     after, diff = found
     lap("slider_moved_plot_changed")
     page.wait_for_timeout(300)  # let plotly finish drawing before the screenshot

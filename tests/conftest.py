@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ssmlab.config import load_config
+from ssmlab.layers.positions import at_positions
 from ssmlab.models import REGISTRY, ModelConfig, SequentialRecommender, build_model
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -77,8 +78,9 @@ class TinyGRU(SequentialRecommender):
         self.drop = nn.Dropout(config.dropout)
         self.gru = nn.GRU(config.d_model, config.d_model, batch_first=True)
 
-    def encode(self, batch):
-        return self.gru(self.drop(self.item_embedding(batch["item_seq"])))[0]  # (b l d)
+    def encode(self, batch, at=None):
+        hidden = self.gru(self.drop(self.item_embedding(batch["item_seq"])))[0]  # (b l d)
+        return at_positions(hidden, at)  # (b l d), or (b d) at ``at``
 
 
 @pytest.fixture

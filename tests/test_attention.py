@@ -7,11 +7,13 @@ import torch
 
 from ssmlab.layers import dropout as dropout_module
 from ssmlab.layers.attention import (
+    IntervalTransformerBlock,
     MultiHeadAttention,
     TiSASRecBlock,
     TransformerBlock,
     attention_mask,
     causal_mask,
+    clipped_interval_matrix,
     scaled_dot_attention_ref,
     time_interval_attention,
     time_interval_attention_ref,
@@ -73,6 +75,26 @@ def test_multihead_trains_with_the_uniform_dropout_mask_on_the_cpu():
         dropout_module.CPU_UNIFORM = True
     assert not torch.allclose(sdpa, out)  # other masks: another path was taken
     assert torch.isfinite(sdpa).all()
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_transformer_block_at_one_query_equals_every_query_read_there(causal):
+    """``at``: one query per row (the last block of a model whose output is read at one
+    position) gives that position's output and attention weights, with a (b, 1, l, l) mask or
+    an (l, l) one."""
+    torch.manual_seed(3)
+    block = TransformerBlock(16, 2, 32, dropout=0.1, attn_dropout=0.1).double().eval()
+    item_seq = torch.tensor([[1, 2, 3, 4, 5, 6], [7, 8, 9, 0, 0, 0], [5, 0, 0, 0, 0, 0]])
+    x = torch.randn(3, 6, 16, dtype=torch.float64)
+    at = torch.tensor([3, 2, 0])
+    masks = [attention_mask(item_seq, causal)] + ([causal_mask(6)] if causal else [])
+    for mask in masks:
+        every, weights = block(x, mask, return_weights=True)  # (b l d), (b h l l)
+        one, one_weights = block(x, mask, return_weights=True, at=at)  # (b d), (b h 1 l)
+        rows = torch.arange(3)
+        torch.testing.assert_close(one, every[rows, at], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(block(x, mask, at=at), one, rtol=1e-10, atol=1e-12)  # SDPA
+        torch.testing.assert_close(one_weights[:, :, 0], weights[rows, :, at], rtol=0, atol=1e-12)
 
 
 def test_reference_attention_weights_follow_the_mask():
@@ -174,3 +196,29 @@ def test_tisasrec_block_fast_matches_reference_and_zeroes_padding():
     fast, ref = block(*args), block(*args, reference=True)
     torch.testing.assert_close(fast, ref, atol=1e-12, rtol=1e-10)
     assert (fast[~real] == 0).all()
+
+
+def test_interval_blocks_at_one_query_equal_every_query_read_there():
+    """``at`` in both TiSASRec layer forms (the paper's block and the TiM4Rec authors'
+    baseline), fast and materialized: each row's output at ``at[i]`` alone."""
+    torch.manual_seed(5)
+    item_seq = torch.tensor([[4, 2, 7, 1, 0], [3, 3, 0, 0, 0], [6, 0, 0, 0, 0]])
+    real, at = item_seq > 0, torch.tensor([2, 1, 0])
+    times = torch.tensor([[1, 3, 8, 9, 0], [5, 6, 0, 0, 0], [2, 0, 0, 0, 0]])
+    x = torch.randn(3, 5, 16, dtype=torch.float64) * real[..., None]
+    pos = torch.randn(1, 5, 16, dtype=torch.float64)
+    tables = torch.randn(9, 16, dtype=torch.float64), torch.randn(9, 16, dtype=torch.float64)
+    mask, rows = attention_mask(item_seq), torch.arange(3)
+    paper = TiSASRecBlock(16, 2, 16, dropout=0.2, attn_dropout=0.2).double().eval()
+    interval = tisasrec_interval_matrix(times, real.sum(1), time_span=8)
+    baseline = IntervalTransformerBlock(16, 2, 16, 0.2, 0.2).double().eval()
+    clipped = clipped_interval_matrix(times, time_span=8)
+    cases = [
+        (paper, (x, mask, real, pos, pos, interval, *tables)),
+        (baseline, (x, mask, clipped, *tables)),
+    ]
+    for block, args in cases:
+        for reference in (False, True):
+            every = block(*args, reference=reference)  # (b l d)
+            one = block(*args, reference=reference, at=at)  # (b d)
+            torch.testing.assert_close(one, every[rows, at], rtol=1e-10, atol=1e-12)

@@ -1,6 +1,7 @@
 """The contract of every registered model: shapes and scores, eval determinism, causality (where
-``model.causal``), padding invariance, a loss that falls for each objective it offers, and a
-checkpoint round trip; and the paper presets of every model.
+``model.causal``), padding invariance, one position read (``encode(batch, at)``) as from every
+position, a loss that falls for each objective it offers, and a checkpoint round trip; and the
+paper presets of every model.
 
 Cases: every name of ``model_names()`` at its tiny size (``load_config(name, "tiny")``, see
 ``ssmlab/configs/datasets.yaml``), plus :data:`VARIANTS`, config switches that take another code
@@ -14,7 +15,7 @@ import torch
 from conftest import next_item_ce, tiny_model
 
 from ssmlab.config import DataConfig, ExperimentConfig, TrainConfig, load_config, preset_path
-from ssmlab.models import build_model, get_model_class, model_names
+from ssmlab.models import base, build_model, get_model_class, model_names
 from ssmlab.train.checkpoint import FORMAT, atomic_save, load_checkpoint
 
 N_ITEMS = 30
@@ -99,6 +100,35 @@ def test_eval_is_deterministic_and_training_is_not(case):
     assert torch.equal(model.full_sort_predict(batch), model.full_sort_predict(batch))
     model.train()
     assert not torch.equal(model.encode(batch), model.encode(batch))  # dropout / masking
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_reading_one_position_equals_reading_it_from_every_position(case, monkeypatch):
+    """``encode(batch, at)`` may run the last layer's position-wise parts at ``at`` alone (what
+    scoring reads): through ``encode_at`` and the model's forward (the last real position), the
+    values and every parameter's gradient equal encoding every position and reading there
+    (``base.LAST_ONLY`` off, the reference)."""
+    model = make(case).double().eval()
+    items, times = sequences(b=4, l=10)
+    batch = make_batch(items, times, [10, 3, 7, 1], width=10)
+    every_step = model.encode(batch).shape[1] > 1  # else one step (Caser): read at 0
+    at = torch.tensor([4, 2, 6, 0]) if every_step else torch.zeros(4, dtype=torch.long)
+    runs = []
+    for last_only in (False, True):
+        monkeypatch.setattr(base, "LAST_ONLY", last_only)
+        model.zero_grad(set_to_none=True)
+        picked = model.encode_at(batch, at)  # (b d)
+        last = model(batch["item_seq"], batch["item_seq_len"], batch["time_seq"])  # (b d)
+        weights = torch.linspace(-1, 1, picked.numel(), dtype=picked.dtype).view_as(picked)
+        ((picked + last) * weights).sum().backward()
+        grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+        runs.append((picked, last, grads))
+    (ref_at, ref_last, ref_grads), (at_, last_, grads) = runs
+    torch.testing.assert_close(at_, ref_at, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(last_, ref_last, rtol=1e-10, atol=1e-12)
+    assert grads.keys() == ref_grads.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, ref_grads[name], rtol=1e-9, atol=1e-12, msg=name)
 
 
 @pytest.mark.parametrize("case", CAUSAL)

@@ -257,17 +257,19 @@ def test_ssd4rec_one_layer_all_positions_equal_the_prefix_rows():
 
 
 @pytest.mark.parametrize("fields", [{}, {"n_layers": 1}, {"n_layers": 1, "flip_back": True}])
-def test_ssd4rec_last_only_equals_the_last_of_every_position(fields):
+def test_ssd4rec_at_equals_the_last_of_every_position(fields):
     """Scoring runs the last layer's LayerNorm and FFN at the last position alone: the same
-    hidden states as encoding every position and reading the last."""
+    hidden states as encoding every position and reading the last (every model, other
+    positions and gradients: tests/test_model_contract.py); packed rows refuse ``at``."""
     model = make_model("ssd4rec", **fields).eval()
     items, times = full_sequences(b=3, l=9)
     batch = make_batch(items, times, [9, 2, 6], width=9)
     every = gather_last(model.encode(batch), batch["item_seq_len"])
-    torch.testing.assert_close(model.encode(batch, last_only=True), every, rtol=0, atol=1e-12)
+    at = batch["item_seq_len"] - 1
+    torch.testing.assert_close(model.encode(batch, at=at), every, rtol=0, atol=1e-12)
     seq, seq_idx, _ = pack(batch["item_seq"], batch["item_seq_len"])
     with pytest.raises(ValueError, match="padded"):
-        model.encode({"item_seq": seq, "seq_idx": seq_idx}, last_only=True)
+        model.encode({"item_seq": seq, "seq_idx": seq_idx}, at=at)
 
 
 def test_ssd4rec_masks_items_only_in_training():

@@ -33,6 +33,7 @@ from torch import nn
 
 from ssmlab.layers.dropout import Dropout, dropout, uniform_mask
 from ssmlab.layers.ffn import make_activation
+from ssmlab.layers.positions import at_positions
 
 
 def causal_mask(seqlen: int, device: torch.device | str | None = None) -> torch.Tensor:
@@ -78,6 +79,19 @@ def scaled_dot_attention_ref(q, k, v, mask, dropout_p: float = 0.0, training: bo
     return out, weights
 
 
+def query_rows(x: torch.Tensor, mask: torch.Tensor, at: torch.Tensor | None):
+    """The queries and their mask rows: all of them, or with ``at`` the one at position ``at[i]``
+    of each row (a last layer read there alone); keys stay every position.
+
+    Shapes: x (b, l, d), mask bool (b, 1, l, l) or (l, l), at (b,) or None
+        -> x (b, l, d) or (b, 1, d), and mask (b, 1, l, l) or (l, l), or (b, 1, 1, l) at ``at``
+    """
+    if at is None:
+        return x, mask
+    rows = mask.expand(x.shape[0], 1, *mask.shape[-2:]).transpose(1, 2)  # (b l 1 l)
+    return at_positions(x, at)[:, None], at_positions(rows, at)[:, None]
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head self-attention with post-residual LayerNorm (RecBole's MultiHeadAttention).
 
@@ -99,13 +113,20 @@ class MultiHeadAttention(nn.Module):
         self.out_dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(d_model, eps=eps)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, return_weights: bool = False):
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        return_weights: bool = False,
+        at: torch.Tensor | None = None,
+    ):
         """Shapes: x (b, l, d), mask bool (b, 1, l, l) or (l, l) -> (b, l, d)
-        [, weights (b, h, l, l)]."""
-        q, k, v = (
-            rearrange(f(x), "b l (h p) -> b h l p", h=self.n_heads)
-            for f in (self.query, self.key, self.value)
-        )
+        [, weights (b, h, l, l)]. With ``at`` (b,): one query per row, at position ``at[i]``
+        (every position stays a key) -> (b, 1, d) [, weights (b, h, 1, l)]."""
+        xq, mask = query_rows(x, mask, at)  # (b lq d), lq = l or 1
+        q = rearrange(self.query(xq), "b l (h p) -> b h l p", h=self.n_heads)
+        k = rearrange(self.key(x), "b l (h p) -> b h l p", h=self.n_heads)
+        v = rearrange(self.value(x), "b l (h p) -> b h l p", h=self.n_heads)
         p_drop = self.attn_dropout if self.training else 0.0
         # dropout on the weights costs less through the reference on the CPU (the uniform mask)
         # than inside SDPA (bernoulli_ in its math fallback): benchmarks/dropout.py
@@ -117,7 +138,7 @@ class MultiHeadAttention(nn.Module):
             bias = bias.masked_fill(~mask, torch.finfo(q.dtype).min)
             ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p_drop)
         ctx = rearrange(ctx, "b h l p -> b l (h p)")
-        y = self.norm(x + self.out_dropout(self.dense(ctx)))
+        y = self.norm(xq + self.out_dropout(self.dense(ctx)))
         return (y, weights) if return_weights else y
 
 
@@ -168,12 +189,22 @@ class TransformerBlock(nn.Module):
         self.attention = self.attention_class(d_model, n_heads, dropout, attn_dropout, eps)
         self.ffn = PointwiseFeedForward(d_model, inner_size, dropout, act, eps)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, return_weights: bool = False):
-        """Shapes: x (b, l, d), mask bool (b, 1, l, l) -> (b, l, d)[, weights (b, h, l, l)]."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        return_weights: bool = False,
+        at: torch.Tensor | None = None,
+    ):
+        """Shapes: x (b, l, d), mask bool (b, 1, l, l) -> (b, l, d)[, weights (b, h, l, l)];
+        with ``at`` (b,) the output at position ``at[i]`` of each row alone: (b, d)
+        [, weights (b, h, 1, l)] (one query, the FFN at one position)."""
         if return_weights:
-            x, weights = self.attention(x, mask, return_weights=True)
-            return self.ffn(x), weights
-        return self.ffn(self.attention(x, mask))
+            x, weights = self.attention(x, mask, return_weights=True, at=at)
+        else:
+            x = self.attention(x, mask, at=at)
+        y = self.ffn(x if at is None else x[:, 0])  # (b l d) or (b d)
+        return (y, weights) if return_weights else y
 
 
 def transformer_layers(block: type[nn.Module], config) -> nn.ModuleList:
@@ -244,13 +275,14 @@ def time_interval_attention_ref(
     z_i = sum_j a_ij (v_j + P^V_j + R^V_ij), with R^K_ij = E_K[r_ij] and R^V_ij = E_V[r_ij].
 
     Shapes:
-        q, k, v: (b, h, l, p) projected and split into heads
+        q: (b, h, lq, p) and k, v: (b, h, l, p) projected and split into heads (lq = l, or
+            fewer queries: 1 in a last layer read at one position)
         pos_k, pos_v: (b or 1, h, l, p) absolute position embeddings of keys / values, or None
             (no position term: the TiM4Rec baseline adds positions to the input instead)
-        interval: (b, l, l) long, r_ij
+        interval: (b, lq, l) long, r_ij
         emb_k, emb_v: (r, h, p) interval embedding tables, r = time_span + 1
-        mask: bool broadcastable to (b, h, l, l), True = may attend
-        returns: out (b, h, l, p), weights (b, h, l, l)
+        mask: bool broadcastable to (b, h, lq, l), True = may attend
+        returns: out (b, h, lq, p), weights (b, h, lq, l)
     """
     k, v = _add_positions(k, v, pos_k, pos_v)
     r_k = rearrange(emb_k[interval], "b i j h p -> b h i j p")  # (b h l l p)
@@ -293,20 +325,20 @@ def time_interval_attention(
 
     Shapes: as :func:`time_interval_attention_ref`.
     """
-    b, h, seqlen, _ = q.shape
+    b, h, n_queries, _ = q.shape
     k, v = _add_positions(k, v, pos_k, pos_v)
-    index = interval[:, None].expand(b, h, seqlen, seqlen)  # (b h l l)
-    q_emb = torch.einsum("bhip,rhp->bhir", q, emb_k)  # (b h l r)
+    index = interval[:, None].expand(b, h, n_queries, k.shape[2])  # (b h lq l)
+    q_emb = torch.einsum("bhip,rhp->bhir", q, emb_k)  # (b h lq r)
     scores = (torch.einsum("bhip,bhjp->bhij", q, k) + q_emb.gather(-1, index)) / math.sqrt(
         q.size(-1)
     )
     weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1)
     dropped = dropout(weights, dropout_p, training)
-    bins = dropped.new_zeros(b, h, seqlen, emb_v.size(0))  # (b h l r)
+    bins = dropped.new_zeros(b, h, n_queries, emb_v.size(0))  # (b h lq r)
     bins = bins.scatter_add_(-1, index, dropped)  # bins[..., r] = sum of a_ij with r_ij = r
     out = torch.einsum("bhij,bhjp->bhip", dropped, v) + torch.einsum(
         "bhir,rhp->bhip", bins, emb_v
-    )  # (b h l p)
+    )  # (b h lq p)
     return out, weights
 
 
@@ -340,8 +372,9 @@ class TimeIntervalAttention(nn.Module):
         return_weights: bool = False,
         reference: bool = False,
     ):
-        """Shapes: queries, keys (b, l, d); mask bool (b, 1, l, l); pos_k, pos_v (b or 1, l, d);
-        interval (b, l, l) long; emb_k, emb_v (r, d) -> (b, l, d)[, weights (b, h, l, l)]."""
+        """Shapes: queries (b, lq, d), keys (b, l, d); mask bool (b, 1, lq, l); pos_k, pos_v
+        (b or 1, l, d); interval (b, lq, l) long; emb_k, emb_v (r, d) -> (b, lq, d)
+        [, weights (b, h, lq, l)]; lq = l, or 1 for a last layer read at one position."""
         heads = "b l (h p) -> b h l p"
         q = rearrange(self.query(queries), heads, h=self.n_heads)
         k = rearrange(self.key(keys), heads, h=self.n_heads)
@@ -384,17 +417,20 @@ class TiSASRecBlock(nn.Module):
         )
 
     def forward(
-        self, x, mask, real, pos_k, pos_v, interval, emb_k, emb_v, reference: bool = False
+        self, x, mask, real, pos_k, pos_v, interval, emb_k, emb_v, reference=False, at=None
     ) -> torch.Tensor:
         """Shapes: x (b, l, d); mask (b, 1, l, l) bool; real (b, l) bool; others as
-        :class:`TimeIntervalAttention` -> (b, l, d)."""
-        q = self.attn_norm(x)
+        :class:`TimeIntervalAttention` -> (b, l, d), or (b, d) at ``at`` (b,) (one query per
+        row, the FFN at one position)."""
+        q, mask = query_rows(self.attn_norm(x), mask, at)  # (b lq d)
+        if at is not None:  # the read positions' rows: (b 1 l) and (b 1)
+            interval, real = at_positions(interval, at)[:, None], at_positions(real, at)[:, None]
         x = q + self.attention(
             q, x, mask, pos_k, pos_v, interval, emb_k, emb_v, reference=reference
         )
         x = self.ffn_norm(x)
-        x = x + self.ffn(x)
-        return x * real[..., None]
+        x = (x + self.ffn(x)) * real[..., None]  # (b lq d)
+        return x if at is None else x[:, 0]
 
 
 # ------------------------------------------------------------- TiSASRec as TiM4Rec's baseline
@@ -430,19 +466,21 @@ class IntervalMultiHeadAttention(MultiHeadAttention):
     The projections, dropout and norm are :class:`MultiHeadAttention`'s.
     """
 
-    def forward(self, x, mask, interval, emb_k, emb_v, reference: bool = False):
+    def forward(self, x, mask, interval, emb_k, emb_v, reference: bool = False, at=None):
         """Shapes: x (b, l, d); mask bool (b, 1, l, l); interval (b, l, l) long;
-        emb_k, emb_v (r, d) -> (b, l, d). ``reference=True``: the materialized form."""
-        q, k, v = (
-            rearrange(f(x), "b l (h p) -> b h l p", h=self.n_heads)
-            for f in (self.query, self.key, self.value)
-        )
+        emb_k, emb_v (r, d) -> (b, l, d), or (b, 1, d) with one query per row at ``at`` (b,).
+        ``reference=True``: the materialized form."""
+        xq, mask = query_rows(x, mask, at)  # (b lq d)
+        interval = interval if at is None else at_positions(interval, at)[:, None]  # (b lq l)
+        q = rearrange(self.query(xq), "b l (h p) -> b h l p", h=self.n_heads)
+        k = rearrange(self.key(x), "b l (h p) -> b h l p", h=self.n_heads)
+        v = rearrange(self.value(x), "b l (h p) -> b h l p", h=self.n_heads)
         emb_k, emb_v = (rearrange(e, "r (h p) -> r h p", h=self.n_heads) for e in (emb_k, emb_v))
         attend = time_interval_attention_ref if reference else time_interval_attention
         p_drop = self.attn_dropout if self.training else 0.0
         ctx, _ = attend(q, k, v, None, None, interval, emb_k, emb_v, mask, p_drop, self.training)
         ctx = rearrange(ctx, "b h l p -> b l (h p)")
-        return self.norm(x + self.out_dropout(self.dense(ctx)))
+        return self.norm(xq + self.out_dropout(self.dense(ctx)))
 
 
 class IntervalTransformerBlock(TransformerBlock):
@@ -451,6 +489,9 @@ class IntervalTransformerBlock(TransformerBlock):
 
     attention_class = IntervalMultiHeadAttention
 
-    def forward(self, x, mask, interval, emb_k, emb_v, reference: bool = False) -> torch.Tensor:
-        """Shapes: as :class:`IntervalMultiHeadAttention` -> (b, l, d)."""
-        return self.ffn(self.attention(x, mask, interval, emb_k, emb_v, reference=reference))
+    def forward(
+        self, x, mask, interval, emb_k, emb_v, reference: bool = False, at=None
+    ) -> torch.Tensor:
+        """Shapes: as :class:`IntervalMultiHeadAttention` -> (b, l, d), or (b, d) at ``at``."""
+        y = self.attention(x, mask, interval, emb_k, emb_v, reference=reference, at=at)
+        return self.ffn(y if at is None else y[:, 0])

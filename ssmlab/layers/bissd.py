@@ -14,7 +14,8 @@ from torch import nn
 
 from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import FeedForward
-from ssmlab.layers.ssd import SSDBlock, at_positions
+from ssmlab.layers.positions import at_positions
+from ssmlab.layers.ssd import SSDBlock
 from ssmlab.ssm.ssd import reverse_within
 from ssmlab.ssm.ssd_common import prepare
 

@@ -15,6 +15,7 @@ from einops import rearrange, repeat
 from torch import nn
 
 from ssmlab.layers.conv import CausalConv1d
+from ssmlab.layers.positions import at_positions
 from ssmlab.ssm.s6 import selective_scan
 
 
@@ -40,8 +41,8 @@ class MambaBlock(nn.Module):
     dt B_t x_t, y_t = C_t h_t + D x_t, gated by silu(z). Causal: output t reads inputs <= t.
 
     Shapes:
-        x: (b, l, d_model)
-        returns: (b, l, d_model)
+        x: (b, l, d_model); at: (b,) or None
+        returns: (b, l, d_model), or (b, d_model) at ``at`` (out_proj at one position per row)
     """
 
     def __init__(
@@ -82,7 +83,7 @@ class MambaBlock(nn.Module):
         self.D = nn.Parameter(torch.ones(self.d_inner))  # skip
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.in_proj.in_features:
             raise ValueError(
                 f"x must have shape (b, l, {self.in_proj.in_features}), got {tuple(x.shape)}"
@@ -104,4 +105,4 @@ class MambaBlock(nn.Module):
             delta_softplus=True,
             backend=self.backend,
         )  # (b e l)
-        return self.out_proj(rearrange(y, "b e l -> b l e"))  # (b l d)
+        return self.out_proj(at_positions(rearrange(y, "b e l -> b l e"), at))  # (b l d) or (b d)

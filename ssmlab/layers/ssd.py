@@ -19,6 +19,7 @@ from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import make_activation
 from ssmlab.layers.mamba import inverse_softplus, log_uniform_dt
 from ssmlab.layers.norm import GatedRMSNorm, PrefixLayerNorm
+from ssmlab.layers.positions import at_positions
 from ssmlab.ssm.ssd import ssd
 
 TIME_MLPS = ("positional", "causal")
@@ -144,14 +145,6 @@ class SSDBlock(nn.Module):
         return self.mix(z, xs, B, C, step, seq_idx, at)
 
 
-def at_positions(t: torch.Tensor, at: torch.Tensor | None) -> torch.Tensor:
-    """Position ``at[i]`` of each row i, or ``t`` itself when ``at`` is None.
-
-    Shapes: (b, l, ...), (b,) -> (b, ...)
-    """
-    return t if at is None else t[torch.arange(t.shape[0], device=t.device), at]
-
-
 class SequenceLinear(nn.Linear):
     """Linear map across positions, TiM4Rec's W in R^{T x T} acting on a (..., l) signal.
 
@@ -260,7 +253,10 @@ class TimeAwareSSDBlock(SSDBlock):
                 else nn.LayerNorm(max_len, eps=norm_eps)
             )
 
-    def forward(self, x: torch.Tensor, time_feat: torch.Tensor):
+    def forward(self, x: torch.Tensor, time_feat: torch.Tensor, at: torch.Tensor | None = None):
+        """Shapes: x (b, l, d_model), time_feat (b, h, lt) -> (b, l, d_model), or (b, d_model) at
+        ``at`` (b,) (the gated norm and out_proj at one position, :meth:`SSDBlock.mix`), and the
+        next time feature (b, h, lt)."""
         b, l, _ = x.shape
         h = self.n_heads
         if time_feat.dim() != 3 or time_feat.shape[:2] != (b, h) or time_feat.shape[2] < l:
@@ -276,7 +272,7 @@ class TimeAwareSSDBlock(SSDBlock):
         else:
             conv = time_feat.transpose(1, 2)  # (b lt h)
         step = F.softplus(dt * conv[:, :l] + self.dt_bias)  # Eq. (18): (b l h)
-        out = self.mix(z, xs, B, C, step)
+        out = self.mix(z, xs, B, C, step, at=at)
         if not self.time_path:
             return out, time_feat
         gate = self.time_gate(time_feat)  # (b h 1) or (b h lt)

@@ -32,8 +32,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssmlab.layers.linear_ce import linear_cross_entropy
+from ssmlab.layers.positions import at_positions
 
 OBJECTIVES = ("last", "all")
+LAST_ONLY = True  # encode_at runs encode(batch, at): each model's last layer at the read positions
+# alone; False: every position, then the pick (the reference; benchmarks/last_position.py)
 REGISTRY: dict[str, type[SequentialRecommender]] = {}  # filled by @register in each model file
 
 
@@ -103,17 +106,25 @@ class SequentialRecommender(nn.Module):
         self.item_embedding = nn.Embedding(n_items + 1, config.d_model, padding_idx=0)
 
     # -- to implement -------------------------------------------------------------------------
-    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Hidden states at every position. Shapes: batch tensors as above -> (b, l, d)."""
+    def encode(self, batch: dict[str, torch.Tensor], at: torch.Tensor | None = None):
+        """Hidden states at every position; with ``at``, at position ``at[i]`` of row i alone,
+        equal to ``at_positions(encode(batch), at)`` (a model may run its last layer's
+        position-wise parts there alone). Shapes: batch tensors as above, at (b,) -> (b, l, d),
+        or (b, d) with ``at``."""
         raise NotImplementedError
 
     # -- shared -------------------------------------------------------------------------------
+    def encode_at(self, batch: dict[str, torch.Tensor], at: torch.Tensor) -> torch.Tensor:
+        """``encode(batch, at)``, or with :data:`LAST_ONLY` off the reference: every position
+        encoded, then ``at`` read. Shapes: batch, at (b,) -> (b, d)."""
+        return self.encode(batch, at=at) if LAST_ONLY else at_positions(self.encode(batch), at)
+
     def forward(self, item_seq, item_seq_len, time_seq=None, **extra) -> torch.Tensor:
         """Hidden state at the last real position. Shapes: (b, l), (b,), (b, l) -> (b, d)."""
         batch = {"item_seq": item_seq, "item_seq_len": item_seq_len, **extra}
         if time_seq is not None:
             batch["time_seq"] = time_seq
-        return gather_last(self.encode(batch), item_seq_len)
+        return self.encode_at(batch, last_index(item_seq_len))
 
     def output_layer(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What hidden states are scored against: item vectors (n_items + 1, d) and an optional
@@ -172,10 +183,17 @@ def _extras(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in batch.items() if k not in skip}
 
 
+def last_index(item_seq_len: torch.Tensor) -> torch.Tensor:
+    """Each row's last real position, ``item_seq_len - 1`` (0 for an empty row).
+
+    Shapes: (b,) -> (b,)
+    """
+    return (item_seq_len - 1).clamp(min=0)
+
+
 def gather_last(hidden: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
     """Hidden state at position ``item_seq_len - 1`` of each row.
 
     Shapes: (b, l, d), (b,) -> (b, d)
     """
-    index = (item_seq_len - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, hidden.size(-1))
-    return hidden.gather(1, index).squeeze(1)
+    return at_positions(hidden, last_index(item_seq_len))

@@ -21,7 +21,7 @@ from torch import nn
 from ssmlab.layers.attention import TransformerBlock, attention_mask, transformer_layers
 from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import recbole_init
-from ssmlab.models.base import ModelConfig, SequentialRecommender, gather_last, register
+from ssmlab.models.base import ModelConfig, SequentialRecommender, last_index, register
 from ssmlab.models.sasrec import check_item_seq, check_transformer_fields
 
 CLOZES = ("target", "recbole")
@@ -133,10 +133,13 @@ class BERT4Rec(SequentialRecommender):
         self.output_bias = nn.Parameter(torch.zeros(n_items + 1))
         self.apply(recbole_init)  # N(0, 0.02) weights (RecBole initializer_range), zero biases
 
-    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Bidirectional hidden states of ``item_seq`` as given (ids may include the mask token).
+    def encode(
+        self, batch: dict[str, torch.Tensor], at: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Bidirectional hidden states of ``item_seq`` as given (ids may include the mask token);
+        with ``at`` the last block runs one query per row, at ``at[i]``.
 
-        Shapes: item_seq (b, l) -> (b, l, d).
+        Shapes: item_seq (b, l), at (b,) -> (b, l, d), or (b, d) with ``at``.
         """
         item_seq = batch["item_seq"]
         check_item_seq(item_seq, self.config.max_len, type(self).__name__)
@@ -144,8 +147,8 @@ class BERT4Rec(SequentialRecommender):
         x = self.item_embedding(item_seq) + self.position_embedding(positions)  # (b l d)
         x = self.emb_dropout(self.emb_norm(x))
         mask = attention_mask(item_seq, causal=False)  # (b 1 l l)
-        for block in self.blocks:
-            x = block(x, mask)
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, at=at if i == len(self.blocks) - 1 else None)
         return self.output_norm(self.output_act(self.output_dense(x)))
 
     def forward(self, item_seq, item_seq_len, time_seq=None, **extra) -> torch.Tensor:
@@ -155,7 +158,7 @@ class BERT4Rec(SequentialRecommender):
             seq, seq_len = seq[:, 1:], item_seq_len  # (b l): oldest item of every row dropped
         else:
             seq, seq_len = append_item(item_seq, item_seq_len, self.mask_token, self.config.max_len)
-        return gather_last(self.encode({"item_seq": seq}), seq_len)
+        return self.encode_at({"item_seq": seq}, last_index(seq_len))
 
     def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Item embeddings without the [MASK] row (n_items + 1, d) and the output bias."""

@@ -224,10 +224,14 @@ class Caser(SequentialRecommender):
         flipped = [weight.flip(2) for weight in weights]  # windows read newest first
         return horizontal_padded_tail(emb[:, L - w :].flip(1), pad, flipped, biases)
 
-    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The representation as one step. Shapes: batch -> (b, 1, d)."""
+    def encode(
+        self, batch: dict[str, torch.Tensor], at: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The representation as one step, read whatever ``at`` names (Caser has no positions).
+        Shapes: batch -> (b, 1, d), or (b, d) with ``at``."""
         extra = {k: v for k, v in batch.items() if k not in ("item_seq", "item_seq_len")}
-        return self.forward(batch["item_seq"], batch["item_seq_len"], **extra).unsqueeze(1)
+        hidden = self.forward(batch["item_seq"], batch["item_seq_len"], **extra)  # (b d)
+        return hidden if at is not None else hidden.unsqueeze(1)
 
     def reg_loss(self) -> torch.Tensor:
         """RecBole's L2 term: sum of the L2 norms of the tables, dense and conv weights."""

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ssmlab.layers.dropout import Dropout
+from ssmlab.layers.positions import at_positions
 from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 
 
@@ -64,8 +65,11 @@ class GRU4Rec(SequentialRecommender):
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
-    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Hidden state after each position. Shapes: item_seq (b, l) -> (b, l, d)."""
+    def encode(
+        self, batch: dict[str, torch.Tensor], at: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Hidden state after each position, or at ``at`` (the output dense there alone).
+        Shapes: item_seq (b, l), at (b,) -> (b, l, d), or (b, d) with ``at``."""
         item_seq = batch["item_seq"]
         if item_seq.dim() != 2:
             raise ValueError(
@@ -73,4 +77,4 @@ class GRU4Rec(SequentialRecommender):
             )
         x = self.emb_dropout(self.item_embedding(item_seq))  # (b l d)
         out, _ = self.gru(x)  # (b l hidden)
-        return self.dense(out)
+        return self.dense(at_positions(out, at))

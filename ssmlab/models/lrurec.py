@@ -21,6 +21,7 @@ from torch import nn
 
 from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import FeedForward
+from ssmlab.layers.positions import at_positions
 from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 from ssmlab.ssm import linear_scan
 
@@ -88,8 +89,11 @@ class LRULayer(nn.Module):
         nu, theta, _ = self.params_log.exp()
         return torch.polar(torch.exp(-nu), theta)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, scan: str = "parallel") -> torch.Tensor:
-        """Shapes: x (b, l, d), mask (b, l) bool (real items) -> (b, l, d).
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, scan: str = "parallel", at=None
+    ) -> torch.Tensor:
+        """Shapes: x (b, l, d), mask (b, l) bool (real items) -> (b, l, d), or (b, d) at ``at``
+        (b,) (the output projections and LayerNorm at one position per row).
 
         ``scan="parallel"`` uses :func:`ssmlab.ssm.linear_scan`; ``"loop"`` steps through time.
         As in the authors' code, no state is carried out of a padding position.
@@ -110,7 +114,8 @@ class LRULayer(nn.Module):
                 state = a[:, t] * state + bu[:, t]
                 states.append(state)
             h = torch.stack(states, dim=1)
-        y = self.out_re(h.real.to(x.dtype)) - self.out_im(h.imag.to(x.dtype))  # (b l d)
+        h, x = at_positions(h, at), at_positions(x, at)  # (b l n), (b l d) or (b n), (b d)
+        y = self.out_re(h.real.to(x.dtype)) - self.out_im(h.imag.to(x.dtype))  # (b l d) or (b d)
         return self.norm(x + self.dropout(y))
 
 
@@ -155,8 +160,11 @@ class LRURec(SequentialRecommender):
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
-    def encode(self, batch: dict[str, torch.Tensor], scan: str = "parallel") -> torch.Tensor:
-        """Hidden state after each position. Shapes: item_seq (b, l) -> (b, l, d)."""
+    def encode(
+        self, batch: dict[str, torch.Tensor], scan: str = "parallel", at=None
+    ) -> torch.Tensor:
+        """Hidden state after each position, or at ``at`` (the last layer's projections, norm
+        and FFN there alone). Shapes: item_seq (b, l), at (b,) -> (b, l, d), or (b, d)."""
         item_seq = batch["item_seq"]
         if item_seq.dim() != 2:
             raise ValueError(
@@ -164,8 +172,8 @@ class LRURec(SequentialRecommender):
             )
         mask = item_seq > 0  # (b l)
         x = self.emb_norm(self.emb_dropout(self.item_embedding(item_seq)))  # (b l d)
-        for layer, ffn in zip(self.layers, self.ffns, strict=True):
-            x = ffn(layer(x, mask, scan=scan))
+        for i, (layer, ffn) in enumerate(zip(self.layers, self.ffns, strict=True)):
+            x = ffn(layer(x, mask, scan=scan, at=at if i == len(self.layers) - 1 else None))
         return x
 
     def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:

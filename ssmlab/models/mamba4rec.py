@@ -16,6 +16,7 @@ from torch import nn
 from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import FeedForward, recbole_init
 from ssmlab.layers.mamba import MambaBlock
+from ssmlab.layers.positions import at_positions
 from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 
 
@@ -45,8 +46,8 @@ class MambaLayer(nn.Module):
     """h = LN(Dropout(Mamba(x)) + x) (no residual when the model has one layer); out = FFN(h).
 
     Shapes:
-        x: (b, l, d)
-        returns: (b, l, d)
+        x: (b, l, d); at: (b,) or None
+        returns: (b, l, d), or (b, d) at ``at`` (out_proj, LayerNorm and FFN at one position)
     """
 
     def __init__(self, config: Mamba4RecConfig):
@@ -65,9 +66,9 @@ class MambaLayer(nn.Module):
         self.norm = nn.LayerNorm(d, eps=1e-12)
         self.ffn = FeedForward(d, 4 * d, config.dropout, activation="gelu")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.dropout(self.mamba(x))  # (b l d)
-        h = self.norm(h + x if self.residual else h)
+    def forward(self, x: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.dropout(self.mamba(x, at))  # (b l d) or (b d)
+        h = self.norm(h + at_positions(x, at) if self.residual else h)
         return self.ffn(h)
 
 
@@ -95,9 +96,12 @@ class Mamba4Rec(SequentialRecommender):
         self.layers = nn.ModuleList([MambaLayer(config) for _ in range(config.n_layers)])
         self.apply(recbole_init)
 
-    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Hidden states at every position. Shapes: item_seq (b, l) -> (b, l, d)."""
+    def encode(
+        self, batch: dict[str, torch.Tensor], at: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Hidden states at every position, or at ``at`` (the last layer's position-wise part
+        there alone). Shapes: item_seq (b, l), at (b,) -> (b, l, d), or (b, d) with ``at``."""
         x = self.emb_norm(self.emb_dropout(self.item_embedding(batch["item_seq"])))  # (b l d)
-        for layer in self.layers:
-            x = layer(x)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, at if i == len(self.layers) - 1 else None)
         return x

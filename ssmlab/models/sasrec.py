@@ -95,10 +95,17 @@ class SASRec(SequentialRecommender):
         self.blocks = transformer_layers(TransformerBlock, config)
         self.apply(recbole_init)  # N(0, 0.02) weights (RecBole initializer_range), zero biases
 
-    def encode(self, batch: dict[str, torch.Tensor], return_weights: bool = False):
-        """Hidden state after each position. Shapes: item_seq (b, l) -> (b, l, d).
+    def encode(
+        self,
+        batch: dict[str, torch.Tensor],
+        return_weights: bool = False,
+        at: torch.Tensor | None = None,
+    ):
+        """Hidden state after each position. Shapes: item_seq (b, l) -> (b, l, d); with ``at``
+        (b,) the last block runs one query per row and returns (b, d).
 
-        ``return_weights=True`` also returns each layer's attention weights (b, h, l, l).
+        ``return_weights=True`` also returns each layer's attention weights (b, h, l, l), the
+        last one's (b, h, 1, l) with ``at``.
         """
         item_seq = batch["item_seq"]
         check_item_seq(item_seq, self.config.max_len, type(self).__name__)
@@ -107,10 +114,11 @@ class SASRec(SequentialRecommender):
         x = self.emb_dropout(self.emb_norm(x))
         mask = attention_mask(item_seq, causal=True)  # (b 1 l l)
         weights = []
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
+            here = at if i == len(self.blocks) - 1 else None  # the last block: at only
             if return_weights:
-                x, w = block(x, mask, return_weights=True)
+                x, w = block(x, mask, return_weights=True, at=here)
                 weights.append(w)
             else:
-                x = block(x, mask)
+                x = block(x, mask, at=here)
         return (x, weights) if return_weights else x

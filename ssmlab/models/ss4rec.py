@@ -20,8 +20,9 @@ from torch import nn
 from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import recbole_init
 from ssmlab.layers.mamba import MambaBlock
+from ssmlab.layers.positions import at_positions
 from ssmlab.layers.s5 import S5Block
-from ssmlab.models.base import ModelConfig, SequentialRecommender, gather_last, register
+from ssmlab.models.base import ModelConfig, SequentialRecommender, last_index, register
 from ssmlab.ssm.discretize import METHODS, NORMS
 
 
@@ -72,8 +73,8 @@ class SSLayer(nn.Module):
     """h = LN(x + Dropout(S5(x, gaps))); out = LN(h + Dropout(S6(h))), one shared LayerNorm.
 
     Shapes:
-        x: (b, l, d); time_gap: (b, l)
-        returns: (b, l, d)
+        x: (b, l, d); time_gap: (b, l); at: (b,) or None
+        returns: (b, l, d), or (b, d) at ``at`` (S6's out_proj and the LayerNorm there alone)
     """
 
     def __init__(self, config: SS4RecConfig):
@@ -98,9 +99,9 @@ class SSLayer(nn.Module):
         self.dropout = Dropout(config.dropout)
         self.norm = nn.LayerNorm(d, eps=1e-12)
 
-    def forward(self, x: torch.Tensor, time_gap: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, time_gap: torch.Tensor, at=None) -> torch.Tensor:
         h = self.norm(x + self.dropout(self.s5(x, time_gap)))  # (b l d)
-        return self.norm(h + self.dropout(self.s6(h)))
+        return self.norm(at_positions(h, at) + self.dropout(self.s6(h, at)))  # (b l d) or (b d)
 
 
 def query_gaps(item_seq, time_seq, item_seq_len=None, at_time=None, target_times=None):
@@ -183,10 +184,14 @@ class SS4Rec(SequentialRecommender):
             "at_time": at_time,
             **extra,
         }
-        return gather_last(self.encode(batch), item_seq_len)
+        return self.encode_at(batch, last_index(item_seq_len))
 
-    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Hidden states at every position. Shapes: item_seq, time_seq (b, l) -> (b, l, d)."""
+    def encode(
+        self, batch: dict[str, torch.Tensor], at: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Hidden states at every position, or at ``at`` (the last layer's S6 out_proj and
+        LayerNorm there alone). Shapes: item_seq, time_seq (b, l), at (b,) -> (b, l, d), or
+        (b, d) with ``at``."""
         item_seq = batch["item_seq"]
         gap = query_gaps(
             item_seq,
@@ -198,6 +203,6 @@ class SS4Rec(SequentialRecommender):
         x = self.item_embedding(item_seq)  # (b l d)
         if self.config.embedding_norm:
             x = self.emb_norm(self.emb_dropout(x))
-        for layer in self.layers:
-            x = layer(x, gap)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, gap, at if i == len(self.layers) - 1 else None)
         return x

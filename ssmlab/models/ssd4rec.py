@@ -20,7 +20,7 @@ from torch import nn
 from ssmlab.layers.bissd import BiSSDBlock
 from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import recbole_init
-from ssmlab.models.base import ModelConfig, SequentialRecommender, register
+from ssmlab.models.base import ModelConfig, SequentialRecommender, last_index, register
 
 
 @dataclass
@@ -157,19 +157,21 @@ class SSD4Rec(SequentialRecommender):
         keep = torch.rand(items.shape, device=items.device) >= self.config.mask_ratio
         return items * keep
 
-    def encode(self, batch: dict[str, torch.Tensor], last_only: bool = False) -> torch.Tensor:
+    def encode(
+        self, batch: dict[str, torch.Tensor], at: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Hidden states; padded rows of a one-layer model: output t from the prefix up to t.
 
-        ``last_only`` (padded rows): the last layer's position-wise part (its SSD passes' gated
-        norms and out_projs, LayerNorm, FFN) runs at each row's last real position alone, which
-        is all that scoring reads.
+        ``at`` (padded rows): the last layer's position-wise part (its SSD passes' gated norms
+        and out_projs, LayerNorm, FFN) runs at position ``at[i]`` of each row alone; scoring
+        reads each row's last real position.
 
         Shapes: packed item_seq, seq_idx (1, t) -> (1, t, d); padded (b, l) -> (b, l, d), or
-        (b, d) with ``last_only``.
+        (b, d) with ``at`` (b,).
         """
         packed = "seq_idx" in batch
-        if packed and last_only:
-            raise ValueError("last_only is for padded rows (packed rows: last_positions)")
+        if packed and at is not None:
+            raise ValueError("at is for padded rows (packed rows: last_positions)")
         if packed:
             items, seq_idx = batch["item_seq"], batch["seq_idx"]
             if items.dim() != 2 or items.shape[0] != 1 or seq_idx.shape != items.shape:
@@ -185,19 +187,19 @@ class SSD4Rec(SequentialRecommender):
         if self.config.norm_embedding:
             x = self.emb_norm(self.emb_dropout(x))
         for i, layer in enumerate(self.layers):
-            at = lengths - 1 if last_only and i == len(self.layers) - 1 else None  # (b) or None
+            here = at if i == len(self.layers) - 1 else None  # (b) or None
             if self.causal and not packed:
-                x = layer.prefix_forward(x, at)
+                x = layer.prefix_forward(x, here)
             else:
-                x = layer(x, seq_idx, lengths, at)
-        if packed or last_only:
+                x = layer(x, seq_idx, lengths, here)
+        if packed or at is not None:
             return x  # (1 t d) or (b d)
         return x * real[..., None]  # zeros at padding
 
     def _last_hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if "seq_idx" in batch:
             return self.encode(batch)[0, last_positions(batch)]  # (n d)
-        return self.encode(batch, last_only=True)  # (b d)
+        return self.encode_at(batch, last_index(batch["item_seq_len"]))  # (b d)
 
     def calculate_loss(
         self, batch: dict[str, torch.Tensor], objective: str = "last"

@@ -19,6 +19,7 @@ from torch import nn
 from ssmlab.layers.dropout import Dropout
 from ssmlab.layers.ffn import FeedForward, recbole_init
 from ssmlab.layers.norm import PrefixLayerNorm
+from ssmlab.layers.positions import at_positions
 from ssmlab.layers.ssd import TIME_MLPS, SSDBlock, TimeAwareSSDBlock
 from ssmlab.models.base import ModelConfig, SequentialRecommender, register
 from ssmlab.ssm.discretize import time_gap_to_dt
@@ -102,8 +103,9 @@ class TiSSDLayer(nn.Module):
     feature passes from layer to layer.
 
     Shapes:
-        x: (b, l, d); time_feat: (b, h, lt) or None
-        returns: (b, l, d) and the next time feature (or None)
+        x: (b, l, d); time_feat: (b, h, lt) or None; at: (b,) or None
+        returns: (b, l, d), or (b, d) at ``at`` (the block's gated norm and out_proj, the
+        LayerNorm and FFN at one position per row), and the next time feature (or None)
     """
 
     def __init__(self, config: TiM4RecConfig):
@@ -136,13 +138,13 @@ class TiSSDLayer(nn.Module):
         self.norm = nn.LayerNorm(d, eps=config.norm_eps)
         self.ffn = FeedForward(d, 4 * d, config.dropout, activation=config.ffn_act)
 
-    def forward(self, x, time_feat=None):
+    def forward(self, x, time_feat=None, at=None):
         if time_feat is None:
-            h = self.block(x)
+            h = self.block(x, at=at)
         else:
-            h, time_feat = self.block(x, time_feat)
-        h = self.dropout(h)  # (b l d)
-        h = self.norm(h + x if self.residual else h)
+            h, time_feat = self.block(x, time_feat, at=at)
+        h = self.dropout(h)  # (b l d) or (b d)
+        h = self.norm(h + at_positions(x, at) if self.residual else h)
         return self.ffn(h), time_feat
 
 
@@ -233,8 +235,14 @@ class TiM4Rec(SequentialRecommender):
         feat = self.time_norm(feat)  # (b lt)
         return feat[:, None, :].expand(-1, self.n_heads, -1)  # (b h lt)
 
-    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Hidden states at every position. Shapes: item_seq, time_seq (b, l) -> (b, l, d)."""
+    def encode(
+        self, batch: dict[str, torch.Tensor], at: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Hidden states at every position, or with ``at`` at position ``at[i]`` of each row
+        (the last layer's position-wise part there alone, :class:`TiSSDLayer`).
+
+        Shapes: item_seq, time_seq (b, l), at (b,) -> (b, l, d), or (b, d) with ``at``.
+        """
         item_seq = batch["item_seq"]
         if item_seq.dim() != 2:
             raise ValueError(f"item_seq must have shape (b, l), got {tuple(item_seq.shape)}")
@@ -245,6 +253,6 @@ class TiM4Rec(SequentialRecommender):
             )
         x = self.emb_norm(self.emb_dropout(self.item_embedding(item_seq)))  # (b l d)
         feat = self.time_features(item_seq, batch.get("time_seq")) if self.config.use_time else None
-        for layer in self.layers:
-            x, feat = layer(x, feat)
+        for i, layer in enumerate(self.layers):
+            x, feat = layer(x, feat, at if i == len(self.layers) - 1 else None)
         return x

@@ -140,10 +140,14 @@ class TiSASRec(SequentialRecommender):
             with torch.no_grad():
                 self.item_embedding.weight[0].zero_()
 
-    def encode(self, batch: dict[str, torch.Tensor], reference: bool = False) -> torch.Tensor:
-        """Hidden state after each position (``reference=True``: materialized attention).
+    def encode(
+        self, batch: dict[str, torch.Tensor], reference: bool = False, at=None
+    ) -> torch.Tensor:
+        """Hidden state after each position (``reference=True``: materialized attention), or
+        at ``at`` (the last block runs one query per row).
 
-        Shapes: item_seq (b, l), item_seq_len (b,), time_seq (b, l) -> (b, l, d).
+        Shapes: item_seq (b, l), item_seq_len (b,), time_seq (b, l), at (b,) -> (b, l, d), or
+        (b, d) with ``at``.
         """
         item_seq, item_seq_len = batch["item_seq"], batch["item_seq_len"]
         check_item_seq(item_seq, self.config.max_len, "TiSASRec")
@@ -160,8 +164,9 @@ class TiSASRec(SequentialRecommender):
             x = self.item_embedding(item_seq) + self.position_embedding(positions)  # (b l d)
             x = self.dropout(self.emb_norm(x))
             interval = clipped_interval_matrix(time_seq, self.config.time_span)  # (b l l)
-            for block in self.blocks:
-                x = block(x, mask, interval, emb_k, emb_v, reference=reference)
+            for i, block in enumerate(self.blocks):
+                here = at if i == len(self.blocks) - 1 else None
+                x = block(x, mask, interval, emb_k, emb_v, reference=reference, at=here)
             return x
         real = item_seq > 0  # (b l)
         x = self.item_embedding(item_seq) * math.sqrt(self.config.d_model)
@@ -172,6 +177,7 @@ class TiSASRec(SequentialRecommender):
         # interval: (b l l) long, causal per-row scale
         emb_k = self.dropout(self.interval_k.weight)  # (r d)
         emb_v = self.dropout(self.interval_v.weight)
-        for block in self.blocks:
-            x = block(x, mask, real, pos_k, pos_v, interval, emb_k, emb_v, reference=reference)
+        for i, block in enumerate(self.blocks):
+            here = at if i == len(self.blocks) - 1 else None
+            x = block(x, mask, real, pos_k, pos_v, interval, emb_k, emb_v, reference, here)
         return self.last_norm(x)

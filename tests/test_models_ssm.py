@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from conftest import tiny_model
 
+from ssmlab.layers.positions import at_positions
 from ssmlab.layers.ssd import SequenceLinear
-from ssmlab.models.base import gather_last
 from ssmlab.models.ss4rec import query_gaps
 from ssmlab.models.ssd4rec import pack
 from ssmlab.models.ssd4rec_star import SSD4RecStarConfig
@@ -264,8 +264,8 @@ def test_ssd4rec_at_equals_the_last_of_every_position(fields):
     model = make_model("ssd4rec", **fields).eval()
     items, times = full_sequences(b=3, l=9)
     batch = make_batch(items, times, [9, 2, 6], width=9)
-    every = gather_last(model.encode(batch), batch["item_seq_len"])
     at = batch["item_seq_len"] - 1
+    every = at_positions(model.encode(batch), at)
     torch.testing.assert_close(model.encode(batch, at=at), every, rtol=0, atol=1e-12)
     seq, seq_idx, _ = pack(batch["item_seq"], batch["item_seq_len"])
     with pytest.raises(ValueError, match="padded"):

@@ -189,11 +189,3 @@ def last_index(item_seq_len: torch.Tensor) -> torch.Tensor:
     Shapes: (b,) -> (b,)
     """
     return (item_seq_len - 1).clamp(min=0)
-
-
-def gather_last(hidden: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-    """Hidden state at position ``item_seq_len - 1`` of each row.
-
-    Shapes: (b, l, d), (b,) -> (b, d)
-    """
-    return at_positions(hidden, last_index(item_seq_len))

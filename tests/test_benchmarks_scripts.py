@@ -463,6 +463,22 @@ def test_ranking_quick(tmp_path):
     assert_keys_as_committed(report, "ranking-cpu.json")
 
 
+def test_last_position_quick(tmp_path):
+    last_position = _load("last_position")
+    assert last_position.main(["--quick", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "last-position-cpu.json").read_text())
+    assert [t["model"] for t in report["train"]] == ["sasrec", "tim4rec"]
+    for t in report["train"]:  # both settings trained the same batches from the same weights
+        assert t["objective"] == "last" and t["every_position_s"] > 0 and t["last_only_s"] > 0
+        assert abs(t["every_position_last_loss"] - t["last_only_last_loss"]) < 0.01
+    for r in report["passes"]:  # the two passes score alike up to float rounding
+        assert r["users"] == 2000 and r["ndcg_abs_diff"] < 1e-6
+    assert last_position.base.LAST_ONLY is True  # switched back after each measurement
+    assert set(last_position.models()) <= set(last_position.model_names())
+    assert "| sasrec | 2,000 | 256 |" in (tmp_path / "last-position-cpu.md").read_text()
+    assert_keys_as_committed(report, "last-position-cpu.json")
+
+
 def test_protocol_check_pairs_a_models_all_and_prefix_rows():
     reproduce = _load_reproduce()
     seeds = {"spread": {"ndcg@10": [0.040, 0.043]}}

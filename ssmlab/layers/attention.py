@@ -113,6 +113,15 @@ class MultiHeadAttention(nn.Module):
         self.out_dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(d_model, eps=eps)
 
+    def heads(self, xq: torch.Tensor, x: torch.Tensor):
+        """Queries from ``xq``, keys and values from ``x``, split into heads.
+
+        Shapes: xq (b, lq, d), x (b, l, d) -> q (b, h, lq, p), k and v (b, h, l, p)
+        """
+        split = "b l (h p) -> b h l p"
+        q = rearrange(self.query(xq), split, h=self.n_heads)
+        return q, *(rearrange(f(x), split, h=self.n_heads) for f in (self.key, self.value))
+
     def forward(
         self,
         x: torch.Tensor,
@@ -124,9 +133,7 @@ class MultiHeadAttention(nn.Module):
         [, weights (b, h, l, l)]. With ``at`` (b,): one query per row, at position ``at[i]``
         (every position stays a key) -> (b, 1, d) [, weights (b, h, 1, l)]."""
         xq, mask = query_rows(x, mask, at)  # (b lq d), lq = l or 1
-        q = rearrange(self.query(xq), "b l (h p) -> b h l p", h=self.n_heads)
-        k = rearrange(self.key(x), "b l (h p) -> b h l p", h=self.n_heads)
-        v = rearrange(self.value(x), "b l (h p) -> b h l p", h=self.n_heads)
+        q, k, v = self.heads(xq, x)
         p_drop = self.attn_dropout if self.training else 0.0
         # dropout on the weights costs less through the reference on the CPU (the uniform mask)
         # than inside SDPA (bernoulli_ in its math fallback): benchmarks/dropout.py
@@ -472,9 +479,7 @@ class IntervalMultiHeadAttention(MultiHeadAttention):
         ``reference=True``: the materialized form."""
         xq, mask = query_rows(x, mask, at)  # (b lq d)
         interval = interval if at is None else at_positions(interval, at)[:, None]  # (b lq l)
-        q = rearrange(self.query(xq), "b l (h p) -> b h l p", h=self.n_heads)
-        k = rearrange(self.key(x), "b l (h p) -> b h l p", h=self.n_heads)
-        v = rearrange(self.value(x), "b l (h p) -> b h l p", h=self.n_heads)
+        q, k, v = self.heads(xq, x)
         emb_k, emb_v = (rearrange(e, "r (h p) -> r h p", h=self.n_heads) for e in (emb_k, emb_v))
         attend = time_interval_attention_ref if reference else time_interval_attention
         p_drop = self.attn_dropout if self.training else 0.0
